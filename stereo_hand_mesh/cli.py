@@ -1,0 +1,77 @@
+"""The ``stereo-hand-mesh`` command.
+
+Subcommands register themselves in :data:`_COMMANDS` as they are built; each takes an
+argparse sub-parser and returns the function that runs it. Heavy imports (torch, rclpy)
+happen inside the subcommand, so ``stereo-hand-mesh --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from stereo_hand_mesh import __version__
+from stereo_hand_mesh.errors import StereoHandMeshError
+
+__all__ = ["build_parser", "main"]
+
+Runner = Callable[[argparse.Namespace], int]
+
+#: Subcommands the product will have (DESIGN.md) that are not built yet, with the issue that
+#: delivers each. ``stereo-hand-mesh <name>`` says so plainly instead of pretending.
+_PLANNED: dict[str, str] = {
+    "synth": "synthetic stereo data (issue 4)",
+    "pretrain": "supervised pretraining (issue 5)",
+    "adapt": "self-supervised stereo adaptation (issue 5)",
+    "eval": "evaluation metrics on a dataset (issue 5)",
+    "export": "ONNX / TensorRT export (issue 6)",
+    "infer": "one stereo pair through the pipeline (issue 6)",
+    "bench": "latency benchmarks (issues 6 and 8)",
+    "demo": "the simulated stereo camera, hand_mesh_node and the monitor (issue 7)",
+}
+
+
+def _not_built(name: str) -> Runner:
+    def run(_: argparse.Namespace) -> int:
+        print(
+            f"stereo-hand-mesh {name}: not available yet: {_PLANNED[name]} is not built in "
+            f"this version ({__version__}). Nothing was run.",
+            file=sys.stderr,
+        )
+        return 3
+
+    return run
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
+    """Build the argument parser and the map from subcommand name to its runner."""
+    parser = argparse.ArgumentParser(
+        prog="stereo-hand-mesh",
+        description="Absolute metric 3D hand meshes from a stereo camera (ROS 2 package tools).",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    runners: dict[str, Runner] = {}
+    for name, what in _PLANNED.items():
+        sub.add_parser(name, help=f"{what} [not built yet]")
+        runners[name] = _not_built(name)
+    return parser, runners
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``stereo-hand-mesh`` console script."""
+    parser, runners = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return runners[args.command](args)
+    except StereoHandMeshError as err:
+        print(f"stereo-hand-mesh {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Time synchronization of several topics: message_filters when importable, else a fallback.
+
+The fallback implements the same two policies as message_filters' Python API:
+
+* exact (``TimeSynchronizer``): a set is emitted when every input has a message with the
+  same header stamp;
+* approximate (``ApproximateTimeSynchronizer``): when a message arrives, the message
+  nearest in time is taken from every other input's queue; if all chosen stamps lie within
+  ``slop`` seconds of each other the set is emitted, and it and every older queued message
+  are removed. Each input keeps at most ``queue_size`` messages (the oldest is dropped).
+
+Messages that leave a queue without being part of an emitted set are counted in
+:attr:`Synchronizer.dropped` (fallback only; message_filters does not report it).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["SyncSettings", "Synchronizer", "make_synchronizer", "message_filters_available"]
+
+try:  # pragma: no cover - depends on the installation
+    import message_filters as _mf
+except ImportError:
+    _mf = None
+
+
+def message_filters_available() -> bool:
+    """True when the ROS message_filters package is importable."""
+    return _mf is not None
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """How inputs are paired.
+
+    Attributes:
+        queue_size: messages kept per input while waiting for partners (>= 1).
+        approximate: approximate-time policy when True, exact stamps when False.
+        slop_s: largest spread of stamps in one set, seconds (approximate policy only).
+    """
+
+    queue_size: int = 10
+    approximate: bool = True
+    slop_s: float = 0.01
+
+
+def _stamp_ns(msg: Any) -> int:
+    st = msg.header.stamp
+    return int(st.sec) * 1_000_000_000 + int(st.nanosec)
+
+
+class _FallbackPolicy:
+    """The pairing logic, free of ROS: feed messages with :meth:`add`."""
+
+    def __init__(self, n_inputs: int, settings: SyncSettings, callback: Callable[..., None]):
+        if settings.queue_size < 1:
+            raise ValueError(f"queue_size expected >= 1; got {settings.queue_size}")
+        if settings.slop_s < 0:
+            raise ValueError(f"slop expected >= 0 s; got {settings.slop_s}")
+        self._queues: list[deque[tuple[int, Any]]] = [deque() for _ in range(n_inputs)]
+        self._settings = settings
+        self._slop_ns = 0 if not settings.approximate else int(round(settings.slop_s * 1e9))
+        self._callback = callback
+        self.dropped = 0
+
+    def add(self, index: int, msg: Any) -> None:
+        queue = self._queues[index]
+        queue.append((_stamp_ns(msg), msg))
+        while len(queue) > self._settings.queue_size:
+            queue.popleft()
+            self.dropped += 1
+        self._try_emit(index, queue[-1][0])
+
+    def _try_emit(self, index: int, stamp: int) -> None:
+        chosen: list[tuple[int, Any]] = []
+        for j, queue in enumerate(self._queues):
+            if not queue:
+                return
+            if j == index:
+                chosen.append(queue[-1])
+                continue
+            chosen.append(min(queue, key=lambda item: abs(item[0] - stamp)))
+        stamps = [s for s, _ in chosen]
+        if max(stamps) - min(stamps) > self._slop_ns:
+            return
+        for j, queue in enumerate(self._queues):
+            while queue and queue[0][0] <= chosen[j][0]:
+                item = queue.popleft()
+                if item is not chosen[j]:
+                    self.dropped += 1
+        self._callback(*(msg for _, msg in chosen))
+
+
+class Synchronizer:
+    """Subscribers on several topics whose messages reach ``callback`` in time-matched sets.
+
+    Attributes:
+        backend: ``"message_filters"`` or ``"fallback"``.
+        subscriptions: the underlying subscription objects (to keep them alive).
+    """
+
+    def __init__(
+        self,
+        node: Any,
+        inputs: Sequence[tuple[type, str]],
+        callback: Callable[..., None],
+        settings: SyncSettings,
+        qos: Any,
+        prefer_native: bool = True,
+    ) -> None:
+        self._policy: _FallbackPolicy | None = None
+        if prefer_native and _mf is not None:  # pragma: no cover - depends on installation
+            subs = [_mf.Subscriber(node, t, topic, qos_profile=qos) for t, topic in inputs]
+            if settings.approximate:
+                sync = _mf.ApproximateTimeSynchronizer(subs, settings.queue_size, settings.slop_s)
+            else:
+                sync = _mf.TimeSynchronizer(subs, settings.queue_size)
+            sync.registerCallback(callback)
+            self.backend = "message_filters"
+            self.subscriptions = [*subs, sync]
+            return
+        self._policy = _FallbackPolicy(len(inputs), settings, callback)
+        self.backend = "fallback"
+        self.subscriptions = [
+            node.create_subscription(t, topic, self._make_cb(i), qos)
+            for i, (t, topic) in enumerate(inputs)
+        ]
+
+    def _make_cb(self, index: int) -> Callable[[Any], None]:
+        policy = self._policy
+        assert policy is not None
+
+        def cb(msg: Any) -> None:
+            policy.add(index, msg)
+
+        return cb
+
+    @property
+    def dropped(self) -> int:
+        """Messages discarded unmatched (0 with message_filters, which does not count)."""
+        return 0 if self._policy is None else self._policy.dropped
+
+    def feed(self, index: int, msg: Any) -> None:
+        """Push a message into input ``index`` directly (fallback only; used by bag replay)."""
+        if self._policy is None:
+            raise RuntimeError("feed() is only available with the fallback synchronizer")
+        self._policy.add(index, msg)
+
+
+def make_synchronizer(
+    node: Any,
+    inputs: Sequence[tuple[type, str]],
+    callback: Callable[..., None],
+    settings: SyncSettings,
+    qos: Any,
+    prefer_native: bool = True,
+) -> Synchronizer:
+    """Subscribe to ``inputs`` [(msg_type, topic), ...] and call ``callback(*msgs)`` per set."""
+    return Synchronizer(node, inputs, callback, settings, qos, prefer_native)
