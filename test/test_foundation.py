@@ -117,7 +117,7 @@ def _image(stamp_s: float, frame: str):
     msg.data = b"\x00"
     msg.header.frame_id = frame
     msg.header.stamp.sec = int(stamp_s)
-    msg.header.stamp.nanosec = int(round((stamp_s - int(stamp_s)) * 1e9))
+    msg.header.stamp.nanosec = round((stamp_s - int(stamp_s)) * 1e9)
     return msg
 
 

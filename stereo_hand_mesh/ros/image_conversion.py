@@ -130,7 +130,7 @@ def rgb8_to_encoding(rgb: np.ndarray, encoding: str) -> np.ndarray:
         return rgb
     if encoding == "bgr8":
         return np.ascontiguousarray(rgb[:, :, ::-1])
-    alpha = np.full(rgb.shape[:2] + (1,), 255, np.uint8)
+    alpha = np.full((*rgb.shape[:2], 1), 255, np.uint8)
     if encoding == "rgba8":
         return np.concatenate([rgb, alpha], axis=2)
     if encoding == "bgra8":

@@ -63,7 +63,7 @@ class _FallbackPolicy:
             raise ValueError(f"slop expected >= 0 s; got {settings.slop_s}")
         self._queues: list[deque[tuple[int, Any]]] = [deque() for _ in range(n_inputs)]
         self._settings = settings
-        self._slop_ns = 0 if not settings.approximate else int(round(settings.slop_s * 1e9))
+        self._slop_ns = 0 if not settings.approximate else round(settings.slop_s * 1e9)
         self._callback = callback
         self.dropped = 0
 
