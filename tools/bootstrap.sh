@@ -57,7 +57,7 @@ if "$venv/bin/python" -c 'import torch' 2>/dev/null; then
     log "keeping installed torch $("$venv/bin/python" -c 'import torch; print(torch.__version__)')"
 else
     log "installing $torch_pin"
-    "${pip[@]}" "$torch_pin"
+    "${pip[@]}" "$torch_pin" 2>&1 | grep -v "is ignored" || true
 fi
 
 log "installing pinned requirements (ROS 2 Kilted wheels, numpy, opencv, ...)"
