@@ -1,1 +1,99 @@
-"""(filled in by its issue)."""
+"""Data formats and readers: camera_info YAML, synthetic stereo splits, FreiHAND, STB and
+rosbag2 stereo bags, all yielding the same sample types.
+
+The modules here import rosbags, OpenCV and scipy only inside the functions that need them,
+and never torch or rclpy, so importing this package adds no heavy dependency of its own. The
+on-disk formats are described in ``docs/data_format.md``.
+"""
+
+from stereo_hand_mesh.data.bags import (
+    DEFAULT_GT_TOPIC,
+    DEFAULT_TOPICS,
+    IMAGE_ENCODINGS,
+    BagInfo,
+    StereoTopics,
+    TopicSummary,
+    bag_info,
+    is_rosbag2,
+    read_stereo_bag,
+    rgb_from_image_buffer,
+    write_stereo_bag,
+)
+from stereo_hand_mesh.data.camera_info_yaml import (
+    DEFAULT_LEFT_FRAME_ID,
+    DEFAULT_RIGHT_FRAME_ID,
+    STB_BUMBLEBEE2,
+    StereoRigSpec,
+    camera_info_from_yaml_text,
+    camera_info_to_yaml_text,
+    read_camera_info_yaml,
+    rectified_stereo_camera_infos,
+    write_camera_info_yaml,
+)
+from stereo_hand_mesh.data.freihand import FREIHAND_SPLITS, FreiHANDReader
+from stereo_hand_mesh.data.image_io import (
+    read_image_rgb,
+    read_mask,
+    write_image_png,
+    write_mask_png,
+)
+from stereo_hand_mesh.data.sample import GROUND_TRUTH_FIELDS, MonoSample, StereoSample
+from stereo_hand_mesh.data.sources import iter_stereo_samples, stereo_source_kind
+from stereo_hand_mesh.data.stb import (
+    STB_SEQUENCES,
+    STB_TEST_SEQUENCES,
+    STB_TRAIN_SEQUENCES,
+    STBReader,
+    read_stb_labels,
+)
+from stereo_hand_mesh.data.stereo_set import (
+    STEREO_SET_FORMAT,
+    STEREO_SET_FORMAT_VERSION,
+    StereoSetReader,
+    StereoSetWriter,
+    is_stereo_set,
+)
+
+__all__ = [
+    "DEFAULT_GT_TOPIC",
+    "DEFAULT_LEFT_FRAME_ID",
+    "DEFAULT_RIGHT_FRAME_ID",
+    "DEFAULT_TOPICS",
+    "FREIHAND_SPLITS",
+    "GROUND_TRUTH_FIELDS",
+    "IMAGE_ENCODINGS",
+    "STB_BUMBLEBEE2",
+    "STB_SEQUENCES",
+    "STB_TEST_SEQUENCES",
+    "STB_TRAIN_SEQUENCES",
+    "STEREO_SET_FORMAT",
+    "STEREO_SET_FORMAT_VERSION",
+    "BagInfo",
+    "FreiHANDReader",
+    "MonoSample",
+    "STBReader",
+    "StereoRigSpec",
+    "StereoSample",
+    "StereoSetReader",
+    "StereoSetWriter",
+    "StereoTopics",
+    "TopicSummary",
+    "bag_info",
+    "camera_info_from_yaml_text",
+    "camera_info_to_yaml_text",
+    "is_rosbag2",
+    "is_stereo_set",
+    "iter_stereo_samples",
+    "read_camera_info_yaml",
+    "read_image_rgb",
+    "read_mask",
+    "read_stb_labels",
+    "read_stereo_bag",
+    "rectified_stereo_camera_infos",
+    "rgb_from_image_buffer",
+    "stereo_source_kind",
+    "write_camera_info_yaml",
+    "write_image_png",
+    "write_mask_png",
+    "write_stereo_bag",
+]

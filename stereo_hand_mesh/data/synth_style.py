@@ -1,0 +1,320 @@
+"""Appearance of the two synthetic domains: lighting, skin, backgrounds and sensor response.
+
+The ``source`` domain imitates a FreiHAND-like capture (bright, even light; plain or
+green-screen backgrounds; a narrow range of light skin tones; generic poses). The ``target``
+domain imitates an STB-like indoor robot scene (one directional light with shading and cast
+shadows on the hand; varied and darker skin tones; cluttered backgrounds made from the real
+photographs that scikit-image ships; a different sensor colour response, more noise and blur;
+poses shifted toward counting gestures). All functions are numpy and deterministic for a
+given ``numpy.random.Generator``.
+
+Images here are linear-light float32 in [0, 1], (H, W, 3) RGB, until :func:`apply_sensor`
+turns them into uint8 sRGB-like camera output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+
+import cv2
+import numpy as np
+
+from stereo_hand_mesh.errors import ConfigError
+
+__all__ = [
+    "DOMAINS",
+    "SOURCE_STYLE",
+    "TARGET_STYLE",
+    "DomainStyle",
+    "apply_sensor",
+    "background_photos",
+    "sample_background_plane",
+    "sample_skin_albedo",
+    "shade_lambert",
+    "style_for",
+]
+
+#: Skin anchors (linear RGB albedo) from very light to very dark; a tone t in [0, 1]
+#: interpolates along them.
+_SKIN_ANCHORS = np.array(
+    [
+        [0.85, 0.62, 0.52],
+        [0.72, 0.48, 0.37],
+        [0.55, 0.33, 0.22],
+        [0.33, 0.19, 0.12],
+        [0.16, 0.09, 0.06],
+    ],
+    dtype=np.float32,
+)
+
+
+@dataclass(frozen=True)
+class DomainStyle:
+    """How one domain looks. Ranges are (low, high), sampled uniformly per stereo pair.
+
+    Attributes:
+        name: ``"source"`` or ``"target"``.
+        skin_tone: range of the skin tone t in [0, 1] (0 very light, 1 very dark).
+        ambient: ambient light intensity range.
+        diffuse: directional light intensity range.
+        light_elevation_deg: angle between the light direction and the camera axis.
+        shadows: cast shadows of the hand onto itself (shadow map from the light).
+        background: probabilities of "plain", "green", "photo" backgrounds.
+        background_depth_m: depth range of the (fronto-parallel) background plane, metres.
+        colour_matrix: (3, 3) sensor colour response applied in linear light.
+        gains: per-channel white-balance gain ranges ((lo, hi) for R, G, B).
+        noise_sigma: additive read-noise std range, in [0, 1] units.
+        shot_noise: photon-noise scale (variance proportional to signal).
+        blur_sigma_px: Gaussian blur std range, pixels.
+        gamma: display gamma applied after the colour matrix.
+        gesture_weights: relative frequency of each gesture name (see hand.gestures).
+    """
+
+    name: str
+    skin_tone: tuple[float, float]
+    ambient: tuple[float, float]
+    diffuse: tuple[float, float]
+    light_elevation_deg: tuple[float, float]
+    shadows: bool
+    background: dict[str, float]
+    background_depth_m: tuple[float, float]
+    colour_matrix: tuple[tuple[float, float, float], ...]
+    gains: tuple[tuple[float, float], ...]
+    noise_sigma: tuple[float, float]
+    shot_noise: float
+    blur_sigma_px: tuple[float, float]
+    gamma: float
+    gesture_weights: dict[str, float] = field(default_factory=dict)
+
+
+SOURCE_STYLE = DomainStyle(
+    name="source",
+    skin_tone=(0.0, 0.35),
+    ambient=(0.55, 0.7),
+    diffuse=(0.35, 0.5),
+    light_elevation_deg=(0.0, 20.0),
+    shadows=False,
+    background={"plain": 0.5, "green": 0.5, "photo": 0.0},
+    background_depth_m=(1.0, 2.0),
+    colour_matrix=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
+    gains=((0.97, 1.03), (0.97, 1.03), (0.97, 1.03)),
+    noise_sigma=(0.002, 0.006),
+    shot_noise=0.002,
+    blur_sigma_px=(0.0, 0.4),
+    gamma=2.2,
+    gesture_weights={
+        "relaxed": 3.0,
+        "spread": 2.0,
+        "fist": 1.0,
+        "point": 1.0,
+        "pinch": 1.0,
+        "count1": 0.5,
+        "count2": 0.5,
+        "count3": 0.5,
+        "count4": 0.5,
+        "count5": 0.5,
+        "random": 4.0,
+    },
+)
+
+TARGET_STYLE = DomainStyle(
+    name="target",
+    skin_tone=(0.15, 1.0),
+    ambient=(0.08, 0.2),
+    diffuse=(0.7, 1.1),
+    light_elevation_deg=(35.0, 70.0),
+    shadows=True,
+    background={"plain": 0.0, "green": 0.0, "photo": 1.0},
+    background_depth_m=(1.0, 2.5),
+    # A warmer sensor with cross-talk between channels (unlike the source's identity).
+    colour_matrix=((1.08, 0.12, -0.05), (0.06, 0.92, 0.05), (-0.04, 0.10, 0.80)),
+    gains=((1.05, 1.25), (0.9, 1.0), (0.7, 0.9)),
+    noise_sigma=(0.01, 0.025),
+    shot_noise=0.01,
+    blur_sigma_px=(0.5, 1.2),
+    gamma=1.9,
+    gesture_weights={
+        "count1": 3.0,
+        "count2": 3.0,
+        "count3": 3.0,
+        "count4": 3.0,
+        "count5": 3.0,
+        "fist": 1.0,
+        "point": 1.0,
+        "pinch": 1.0,
+        "spread": 1.0,
+        "relaxed": 1.0,
+        "random": 2.0,
+    },
+)
+
+DOMAINS: dict[str, DomainStyle] = {"source": SOURCE_STYLE, "target": TARGET_STYLE}
+
+
+def style_for(domain: str) -> DomainStyle:
+    """The style of a domain name; ConfigError for anything but source/target."""
+    try:
+        return DOMAINS[domain]
+    except KeyError:
+        raise ConfigError(f"domain expected one of {sorted(DOMAINS)}; got '{domain}'") from None
+
+
+def _uniform(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
+    return float(rng.uniform(lo_hi[0], lo_hi[1]))
+
+
+@cache
+def background_photos() -> tuple[np.ndarray, ...]:
+    """Real photographs shipped with scikit-image, as linear float32 (H, W, 3) images."""
+    import skimage.data as skd
+
+    names = ("astronaut", "coffee", "chelsea", "rocket", "brick", "gravel", "camera", "grass")
+    photos = []
+    for name in names:
+        img = np.asarray(getattr(skd, name)())
+        if img.ndim == 2:
+            img = np.repeat(img[:, :, None], 3, axis=2)
+        photos.append(((img[:, :, :3].astype(np.float32) / 255.0) ** 2.2).astype(np.float32))
+    left, right, _ = skd.stereo_motorcycle()
+    for img in (left, right):
+        photos.append(((img[:, :, :3].astype(np.float32) / 255.0) ** 2.2).astype(np.float32))
+    return tuple(photos)
+
+
+def _photo_collage(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A cluttered texture: a random photo crop with 2-4 more photo patches pasted over it."""
+    photos = background_photos()
+    canvas = _random_crop(photos[rng.integers(len(photos))], rng, height, width)
+    for _ in range(int(rng.integers(2, 5))):
+        ph, pw = (
+            int(rng.integers(height // 5, height // 2)),
+            int(rng.integers(width // 5, width // 2)),
+        )
+        patch = _random_crop(photos[rng.integers(len(photos))], rng, ph, pw)
+        y, x = int(rng.integers(0, height - ph)), int(rng.integers(0, width - pw))
+        canvas[y : y + ph, x : x + pw] = patch * float(rng.uniform(0.5, 1.2))
+    return np.clip(canvas, 0.0, 1.0)
+
+
+def _random_crop(img: np.ndarray, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    scale = float(rng.uniform(0.8, 1.6)) * max(height / img.shape[0], width / img.shape[1])
+    resized = cv2.resize(
+        img, (max(width, round(img.shape[1] * scale)), max(height, round(img.shape[0] * scale)))
+    )
+    if rng.random() < 0.5:
+        resized = resized[:, ::-1]
+    y = int(rng.integers(0, resized.shape[0] - height + 1))
+    x = int(rng.integers(0, resized.shape[1] - width + 1))
+    return np.ascontiguousarray(resized[y : y + height, x : x + width])
+
+
+def sample_background_plane(
+    style: DomainStyle, rng: np.random.Generator, height: int, width: int
+) -> tuple[np.ndarray, float]:
+    """Texture and depth of the fronto-parallel background plane behind the hand.
+
+    The texture is wider than the image so that both views of a rectified pair can cut it:
+    the left view uses columns [0, width) and the right view columns shifted by the
+    background's disparity (see synth renderer).
+
+    Returns:
+        texture: (height, width + width // 2, 3) float32 linear RGB in [0, 1].
+        depth_m: depth of the plane in metres.
+    """
+    kinds = list(style.background)
+    probs = np.array([style.background[k] for k in kinds], dtype=np.float64)
+    kind = kinds[int(rng.choice(len(kinds), p=probs / probs.sum()))]
+    full_w = width + width // 2
+    if kind == "photo":
+        tex = _photo_collage(rng, height, full_w)
+    else:
+        base = (
+            np.array([0.08, 0.45, 0.1]) * rng.uniform(0.8, 1.2, 3)
+            if kind == "green"
+            else np.full(3, rng.uniform(0.35, 0.9)) * rng.uniform(0.9, 1.1, 3)
+        )
+        ramp = np.linspace(rng.uniform(0.85, 1.0), rng.uniform(1.0, 1.15), height)[:, None, None]
+        tex = np.clip(base[None, None, :] * ramp * np.ones((height, full_w, 1)), 0.0, 1.0)
+    return tex.astype(np.float32), _uniform(rng, style.background_depth_m)
+
+
+def sample_skin_albedo(
+    style: DomainStyle, rng: np.random.Generator, rest_vertices: np.ndarray
+) -> np.ndarray:
+    """Per-vertex skin albedo with low- and high-frequency variation.
+
+    Args:
+        rest_vertices: (V, 3) rest-pose vertices in metres (the texture follows the skin).
+
+    Returns:
+        (V, 3) float32 linear RGB albedo in [0, 1].
+    """
+    tone = _uniform(rng, style.skin_tone) * (len(_SKIN_ANCHORS) - 1)
+    i = min(int(tone), len(_SKIN_ANCHORS) - 2)
+    base = _SKIN_ANCHORS[i] * (1 - (tone - i)) + _SKIN_ANCHORS[i + 1] * (tone - i)
+    # Low-frequency blotches: a few random sinusoids over the rest shape (about 3-6 cm).
+    v = rest_vertices - rest_vertices.mean(axis=0)
+    freq = rng.normal(0.0, 1.0, (4, 3)) * rng.uniform(100.0, 200.0, (4, 1))
+    phase = rng.uniform(0, 2 * np.pi, 4)
+    low = np.sin(v @ freq.T + phase).mean(axis=1, keepdims=True) * 0.08
+    fine = rng.normal(0.0, 0.025, (len(v), 1))
+    redness = rng.normal(0.0, 0.02, (len(v), 1)) * np.array([[1.0, -0.5, -0.5]])
+    albedo = base[None, :] * (1.0 + low + fine) + redness
+    return np.clip(albedo, 0.0, 1.0).astype(np.float32)
+
+
+def shade_lambert(
+    albedo: np.ndarray,
+    normals: np.ndarray,
+    light_dir: np.ndarray,
+    ambient: float,
+    diffuse: float,
+    lit: np.ndarray | None = None,
+) -> np.ndarray:
+    """Ambient + Lambertian shading with an optional shadow mask.
+
+    Args:
+        albedo: (*, 3) linear RGB.
+        normals: (*, 3) unit normals in the camera frame.
+        light_dir: (3,) unit vector from the surface toward the light, camera frame.
+        ambient: ambient intensity.
+        diffuse: directional intensity.
+        lit: (*) float or bool, 1 where the light reaches the surface (None: everywhere).
+
+    Returns:
+        (*, 3) linear RGB radiance.
+    """
+    cos = np.clip(normals @ light_dir, 0.0, None)
+    if lit is not None:
+        cos = cos * lit
+    return albedo * (ambient + diffuse * cos)[..., None]
+
+
+def apply_sensor(
+    linear: np.ndarray, style: DomainStyle, rng: np.random.Generator, gains: np.ndarray
+) -> np.ndarray:
+    """Camera response: blur, colour matrix and gains, noise, gamma, quantization.
+
+    Args:
+        linear: (H, W, 3) linear RGB in [0, 1] (scene radiance).
+        gains: (3,) white-balance gains of this pair (shared by both views).
+
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
+    img = linear
+    sigma = _uniform(rng, style.blur_sigma_px)
+    if sigma > 0.05:
+        img = cv2.GaussianBlur(img, (0, 0), sigma)
+    img = img @ np.asarray(style.colour_matrix, np.float32).T * gains[None, None, :]
+    img = np.clip(img, 0.0, 1.0)
+    noise_var = _uniform(rng, style.noise_sigma) ** 2 + style.shot_noise * img
+    img = img + rng.normal(0.0, 1.0, img.shape).astype(np.float32) * np.sqrt(noise_var)
+    img = np.clip(img, 0.0, 1.0) ** (1.0 / style.gamma)
+    return (img * 255.0 + 0.5).astype(np.uint8)
+
+
+def sample_gains(style: DomainStyle, rng: np.random.Generator) -> np.ndarray:
+    """(3,) white-balance gains for one pair."""
+    return np.array([_uniform(rng, g) for g in style.gains], dtype=np.float32)
