@@ -21,7 +21,6 @@ Runner = Callable[[argparse.Namespace], int]
 #: Subcommands the product will have (DESIGN.md) that are not built yet, with the issue that
 #: delivers each. ``stereo-hand-mesh <name>`` says so plainly instead of pretending.
 _PLANNED: dict[str, str] = {
-    "synth": "synthetic stereo data (issue 4)",
     "pretrain": "supervised pretraining (issue 5)",
     "adapt": "self-supervised stereo adaptation (issue 5)",
     "eval": "evaluation metrics on a dataset (issue 5)",
@@ -53,6 +52,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     runners: dict[str, Runner] = {}
+    from stereo_hand_mesh.data.synth_cli import add_synth_parser, run_synth
+
+    add_synth_parser(sub)
+    runners["synth"] = run_synth
     for name, what in _PLANNED.items():
         sub.add_parser(name, help=f"{what} [not built yet]")
         runners[name] = _not_built(name)

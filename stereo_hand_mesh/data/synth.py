@@ -1,0 +1,360 @@
+"""Synthetic stereo pairs of the template hand, with ground truth, in two domains.
+
+Each pair: a natural pose or gesture, a random hand shape and global rotation, the hand 0.3-0.9
+m in front of a rectified rig (default: STB's Bumblebee2, 640x480), rendered into both views
+with the differentiable rasterizer (used here without gradients), shaded by the domain's
+lights (with a shadow map for cast shadows in the target domain), composited over a
+fronto-parallel background plane seen with its proper disparity, then passed through the
+domain's sensor model. Ground truth: joints and vertices in the left optical frame (metres),
+their projections in both views (pixels), joint visibility, and the hand masks.
+
+Deterministic: pair ``i`` of a split uses ``numpy.random.default_rng([seed, i])``, so a
+split can be regenerated, extended or generated in parallel with identical results.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from stereo_hand_mesh.data.camera_info_yaml import STB_BUMBLEBEE2, StereoRigSpec
+from stereo_hand_mesh.data.sample import StereoSample
+from stereo_hand_mesh.data.synth_style import (
+    DomainStyle,
+    apply_sensor,
+    sample_background_plane,
+    sample_gains,
+    sample_skin_albedo,
+    shade_lambert,
+    style_for,
+)
+from stereo_hand_mesh.errors import ConfigError
+from stereo_hand_mesh.geometry.camera_info import CameraInfoFields
+from stereo_hand_mesh.hand.model import HandModel, template_hand
+from stereo_hand_mesh.hand.poses import gesture_pose, sample_pose
+from stereo_hand_mesh.hand.shape import sample_shape_vectors
+from stereo_hand_mesh.hand.skeleton import axis_angle_to_matrix
+from stereo_hand_mesh.render.rasterizer import rasterize
+
+__all__ = ["RenderedPair", "SynthSettings", "iter_synthetic_pairs", "render_pair"]
+
+#: Hand frame (+y fingers, +z palmar) to camera optical frame (x right, y down, z forward):
+#: palm toward the camera, fingers up.
+_HAND_TO_CAMERA = np.diag([1.0, -1.0, -1.0])
+
+
+@dataclass(frozen=True)
+class SynthSettings:
+    """What :func:`render_pair` renders.
+
+    Attributes:
+        domain: ``"source"`` or ``"target"``.
+        rig: the rectified stereo rig (size, intrinsics, baseline).
+        depth_range_m: range of the hand centre's depth, metres.
+        max_tilt_deg: largest rotation of the hand away from palm-facing-camera, degrees.
+        margin_px: the hand's projected vertices stay this far inside both images.
+        shadow_map_px: resolution of the shadow map (target domain).
+    """
+
+    domain: str = "source"
+    rig: StereoRigSpec = STB_BUMBLEBEE2
+    depth_range_m: tuple[float, float] = (0.3, 0.9)
+    max_tilt_deg: float = 70.0
+    margin_px: int = 8
+    shadow_map_px: int = 256
+
+    def __post_init__(self) -> None:
+        style_for(self.domain)
+        lo, hi = self.depth_range_m
+        if not 0.1 <= lo <= hi:
+            raise ConfigError(f"depth_range_m expected 0.1 <= low <= high; got {lo}, {hi}")
+
+
+@dataclass(frozen=True)
+class RenderedPair:
+    """One rendered stereo pair and its ground truth.
+
+    Attributes:
+        left, right: (H, W, 3) uint8 RGB images.
+        mask_left, mask_right: (H, W) bool hand masks.
+        annotation: ``joints`` (21, 3) m and ``vertices`` (V, 3) m in the left optical
+            frame; ``uv_left``/``uv_right`` (21, 2) px; ``vertices_uv_left``/``_right``
+            (V, 2) px; ``visibility`` (21,) bool (joint unoccluded in the left view);
+            ``gesture`` is not stored (free text).
+        gesture: the gesture name (or ``"random"``).
+    """
+
+    left: np.ndarray
+    right: np.ndarray
+    mask_left: np.ndarray
+    mask_right: np.ndarray
+    annotation: dict[str, np.ndarray]
+    gesture: str
+
+
+def _choose_gesture(style: DomainStyle, rng: np.random.Generator) -> str:
+    names = sorted(style.gesture_weights)
+    p = np.array([style.gesture_weights[n] for n in names], dtype=np.float64)
+    return names[int(rng.choice(len(names), p=p / p.sum()))]
+
+
+def _random_rotation(rng: np.random.Generator, max_tilt_deg: float) -> np.ndarray:
+    """(3, 3) hand-to-camera rotation: palm-facing base, random roll, then tilt."""
+    roll = rng.uniform(-np.pi * 0.6, np.pi * 0.6)
+    axis = rng.normal(size=3)
+    axis[2] = 0.0
+    axis /= max(np.linalg.norm(axis), 1e-9)
+    tilt = np.deg2rad(max_tilt_deg) * np.sqrt(rng.uniform())
+    r_roll = axis_angle_to_matrix(np.array([0.0, 0.0, roll]))
+    r_tilt = axis_angle_to_matrix(axis * tilt)
+    return r_tilt @ r_roll @ _HAND_TO_CAMERA
+
+
+def _project(points: np.ndarray, k: np.ndarray, tx_m: float) -> np.ndarray:
+    """(N, 3) left-frame points -> (N, 2) pixels of a camera shifted by tx_m along x."""
+    x = points[:, 0] - tx_m
+    return np.stack(
+        [k[0] * x / points[:, 2] + k[2], k[1] * points[:, 1] / points[:, 2] + k[3]], axis=1
+    )
+
+
+def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    tri = vertices[faces]
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    vn = np.zeros_like(vertices)
+    for c in range(3):
+        np.add.at(vn, faces[:, c], fn)
+    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
+
+
+def _raster(vertices: np.ndarray, faces_t: torch.Tensor, k4: np.ndarray, hw: tuple[int, int]):
+    with torch.no_grad():
+        frags = rasterize(
+            torch.from_numpy(vertices[None]).float(),
+            faces_t,
+            torch.from_numpy(np.asarray(k4, np.float32)[None]),
+            hw,
+        )
+    return (
+        frags.depth[0].numpy(),
+        frags.face_index[0].numpy(),
+        frags.bary[0].numpy(),
+        frags.mask[0].numpy(),
+    )
+
+
+def _interp(values: np.ndarray, faces: np.ndarray, face_index: np.ndarray, bary: np.ndarray):
+    """Per-pixel interpolation of per-vertex values at covered pixels -> (n_covered, C)."""
+    covered = face_index >= 0
+    tri = faces[face_index[covered]]
+    w = bary[covered]
+    return (values[tri] * w[:, :, None]).sum(axis=1), covered
+
+
+def _shadow_lit(
+    points: np.ndarray,
+    vertices: np.ndarray,
+    faces_t: torch.Tensor,
+    light_dir: np.ndarray,
+    size: int,
+) -> np.ndarray:
+    """1 where ``points`` (N, 3) see the light, by a shadow map rendered from the light."""
+    centre = vertices.mean(axis=0)
+    eye = centre + light_dir * 0.6
+    fwd = -light_dir
+    up = np.array([0.0, 1.0, 0.0]) if abs(fwd[1]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    right = np.cross(up, fwd)
+    right /= np.linalg.norm(right)
+    down = np.cross(fwd, right)
+    rot = np.stack([right, down, fwd])  # world -> light camera
+
+    def to_light(p: np.ndarray) -> np.ndarray:
+        return (p - eye) @ rot.T
+
+    lv = to_light(vertices)
+    radius = np.linalg.norm(vertices - centre, axis=1).max()
+    f = 0.5 * size * 0.6 / radius
+    k4 = np.array([f, f, size / 2, size / 2])
+    depth, _, _, mask = _raster(lv, faces_t, k4, (size, size))
+    lp = to_light(points)
+    u = np.clip(np.round(f * lp[:, 0] / lp[:, 2] + size / 2).astype(int), 0, size - 1)
+    v = np.clip(np.round(f * lp[:, 1] / lp[:, 2] + size / 2).astype(int), 0, size - 1)
+    # Small erosion-free bias (5 mm) against self-shadow acne.
+    occluder = np.where(mask[v, u], depth[v, u], np.inf)
+    return (lp[:, 2] <= occluder + 0.005).astype(np.float32)
+
+
+def _place_hand(
+    hand: HandModel,
+    rng: np.random.Generator,
+    settings: SynthSettings,
+    pose: np.ndarray,
+    shape: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate and translate the hand so it is fully inside both images; (V,3), (21,3) m."""
+    rig = settings.rig
+    k4 = np.array([rig.fx, rig.fy, rig.cx, rig.cy])
+    rest = hand.forward(pose[None], shape[None])
+    m = settings.margin_px
+    for _attempt in range(50):
+        rot = _random_rotation(rng, settings.max_tilt_deg)
+        verts = rest.vertices[0] @ rot.T
+        joints = rest.joints[0] @ rot.T
+        centre = verts.mean(axis=0)
+        z = rng.uniform(*settings.depth_range_m)
+        # Sample the centre's pixel in the left image, then back-project at depth z.
+        u = rng.uniform(0.2, 0.8) * rig.width
+        v = rng.uniform(0.2, 0.8) * rig.height
+        target = np.array([(u - rig.cx) * z / rig.fx, (v - rig.cy) * z / rig.fy, z])
+        verts, joints = verts - centre + target, joints - centre + target
+        if verts[:, 2].min() < 0.15:
+            continue
+        ok = True
+        for tx in (0.0, rig.baseline_m):
+            uv = _project(verts, k4, tx)
+            ok &= bool(
+                (uv[:, 0] >= m).all()
+                and (uv[:, 0] < rig.width - m).all()
+                and (uv[:, 1] >= m).all()
+                and (uv[:, 1] < rig.height - m).all()
+            )
+        if ok:
+            return verts, joints
+    raise ConfigError(
+        f"could not place the hand inside both {rig.width}x{rig.height} images at depth "
+        f"{settings.depth_range_m} m in 50 tries; enlarge the images or the depth range"
+    )
+
+
+def _background_view(texture: np.ndarray, shift_px: float, width: int) -> np.ndarray:
+    """Cut a (H, width, 3) view from the wider texture, starting ``shift_px`` columns in."""
+    mat = np.array([[1.0, 0.0, shift_px], [0.0, 1.0, 0.0]], dtype=np.float32)
+    return cv2.warpAffine(
+        texture,
+        mat,
+        (width, texture.shape[0]),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REFLECT,
+    )
+
+
+def render_pair(
+    hand: HandModel, settings: SynthSettings, seed: int, index: int, faces_t: torch.Tensor
+) -> RenderedPair:
+    """Render pair ``index`` of a split with ``seed`` (deterministic)."""
+    rng = np.random.default_rng([seed, index])
+    style = style_for(settings.domain)
+    rig = settings.rig
+    h, w = rig.height, rig.width
+    k4 = np.array([rig.fx, rig.fy, rig.cx, rig.cy])
+
+    gesture = _choose_gesture(style, rng)
+    pose = (
+        sample_pose(rng, 1)[0] if gesture == "random" else gesture_pose(gesture, rng, jitter=0.08)
+    )
+    shape = sample_shape_vectors(rng, 1)[0]
+    verts, joints = _place_hand(hand, rng, settings, pose, shape)
+    faces = hand.faces
+
+    albedo_v = sample_skin_albedo(style, rng, hand.template_vertices)
+    normals_v = _vertex_normals(verts, faces)
+    elev = np.deg2rad(rng.uniform(*style.light_elevation_deg))
+    azim = rng.uniform(0, 2 * np.pi)
+    # Direction from the surface toward the light, mostly from the camera side (-z).
+    light_dir = np.array([np.sin(elev) * np.cos(azim), np.sin(elev) * np.sin(azim), -np.cos(elev)])
+    ambient = rng.uniform(*style.ambient)
+    diffuse = rng.uniform(*style.diffuse)
+    texture, bg_depth = sample_background_plane(style, rng, h, w)
+    bg_depth = max(bg_depth, float(verts[:, 2].max()) + 0.2)
+    bg_lit = np.float32(ambient + diffuse * max(-light_dir[2], 0.0))
+    gains = sample_gains(style, rng)
+
+    images, masks = [], []
+    depth_left = None
+    for view, tx in (("left", 0.0), ("right", rig.baseline_m)):
+        cam_verts = verts - np.array([tx, 0.0, 0.0])
+        depth, face_index, bary, mask = _raster(cam_verts, faces_t, k4, (h, w))
+        radiance = _background_view(texture, rig.fx * tx / bg_depth, w) * bg_lit
+        if mask.any():
+            albedo, covered = _interp(albedo_v, faces, face_index, bary)
+            normal, _ = _interp(normals_v, faces, face_index, bary)
+            normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
+            lit = None
+            if style.shadows:
+                rows, cols = np.nonzero(covered)
+                z = depth[covered]
+                pts = np.stack(
+                    [(cols - rig.cx) * z / rig.fx + tx, (rows - rig.cy) * z / rig.fy, z], axis=1
+                )
+                lit = _shadow_lit(pts, verts, faces_t, light_dir, settings.shadow_map_px)
+            radiance[covered] = shade_lambert(albedo, normal, light_dir, ambient, diffuse, lit)
+        images.append(apply_sensor(radiance.astype(np.float32), style, rng, gains))
+        masks.append(mask)
+        if view == "left":
+            depth_left = depth
+
+    uv_left = _project(joints, k4, 0.0)
+    uv_right = _project(joints, k4, rig.baseline_m)
+    col = np.clip(np.round(uv_left[:, 0]).astype(int), 0, w - 1)
+    row = np.clip(np.round(uv_left[:, 1]).astype(int), 0, h - 1)
+    assert depth_left is not None
+    surface = np.where(masks[0][row, col], depth_left[row, col], np.inf)
+    # A joint lies inside the finger (about 8 mm below the skin): visible when no other
+    # surface is more than 15 mm in front of it.
+    visibility = joints[:, 2] <= surface + 0.015
+    annotation = {
+        "joints": joints.astype(np.float32),
+        "vertices": verts.astype(np.float32),
+        "uv_left": uv_left.astype(np.float32),
+        "uv_right": uv_right.astype(np.float32),
+        "vertices_uv_left": _project(verts, k4, 0.0).astype(np.float32),
+        "vertices_uv_right": _project(verts, k4, rig.baseline_m).astype(np.float32),
+        "visibility": visibility,
+    }
+    return RenderedPair(images[0], images[1], masks[0], masks[1], annotation, gesture)
+
+
+def iter_synthetic_pairs(
+    settings: SynthSettings, count: int, seed: int, start: int = 0
+) -> Iterator[RenderedPair]:
+    """Render pairs ``start .. start + count - 1`` of the split with ``seed``."""
+    if count < 0:
+        raise ConfigError(f"count expected >= 0; got {count}")
+    hand = template_hand()
+    faces_t = torch.from_numpy(hand.faces.astype(np.int64))
+    for i in range(start, start + count):
+        yield render_pair(hand, settings, seed, i, faces_t)
+
+
+def as_stereo_sample(
+    pair: RenderedPair, index: int, left_info: CameraInfoFields, right_info: CameraInfoFields
+) -> StereoSample:
+    """Wrap a rendered pair as the StereoSample the bag writer takes."""
+    a = pair.annotation
+    return StereoSample(
+        left=pair.left,
+        right=pair.right,
+        left_info=left_info,
+        right_info=right_info,
+        index=index,
+        mask_left=pair.mask_left,
+        mask_right=pair.mask_right,
+        joints=a["joints"].astype(np.float64),
+        vertices=a["vertices"].astype(np.float64),
+        uv_left=a["uv_left"].astype(np.float64),
+        uv_right=a["uv_right"].astype(np.float64),
+        visibility=a["visibility"],
+    )
+
+
+def timed_render(settings: SynthSettings, count: int, seed: int) -> float:
+    """Pairs per second for rendering ``count`` pairs (used by the speed report)."""
+    start = time.perf_counter()
+    for _ in iter_synthetic_pairs(settings, count, seed):
+        pass
+    return count / (time.perf_counter() - start)
