@@ -273,3 +273,16 @@ def test_dds_traffic_stays_on_loopback():
     sniffer.join()
     assert seen.get("lo", 0) > 0, "sniffer saw no RTPS on loopback: capture is broken"
     assert seen.get("other", 0) == 0, f"RTPS left loopback on {seen.get('other_ifaces')}"
+
+
+def test_numpy_layers_do_not_import_torch():
+    """The ONNX Runtime / TensorRT path must not pay for torch (DESIGN.md)."""
+    code = (
+        "import sys; import stereo_hand_mesh.geometry, stereo_hand_mesh.data, "
+        "stereo_hand_mesh.hand, stereo_hand_mesh.train.metrics, "
+        "stereo_hand_mesh.ros.image_conversion, stereo_hand_mesh.ros.sync; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -2,18 +2,12 @@
 
 The per-frame path uses the numpy API (:class:`StereoRig`, :class:`CropBox`, :func:`cut_crop`,
 :func:`rectify`); training and the losses use the batched torch functions of
-:mod:`stereo_hand_mesh.geometry.batched`, re-exported here.
+:mod:`stereo_hand_mesh.geometry.batched`, re-exported here lazily: importing this package
+does not import torch (the ONNX Runtime and TensorRT path must not pay for it).
 """
 
-from stereo_hand_mesh.geometry.batched import (
-    crop_images,
-    crop_intrinsics,
-    disparity_from_depth,
-    intrinsics_vector,
-    points_from_disparity,
-    project_points,
-    unproject_points,
-)
+from typing import Any
+
 from stereo_hand_mesh.geometry.camera import (
     DEFAULT_MIN_DISPARITY,
     PinholeCamera,
@@ -45,3 +39,21 @@ __all__ = [
     "rectify",
     "unproject_points",
 ]
+
+_BATCHED = {
+    "crop_images",
+    "crop_intrinsics",
+    "disparity_from_depth",
+    "intrinsics_vector",
+    "points_from_disparity",
+    "project_points",
+    "unproject_points",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _BATCHED:
+        from stereo_hand_mesh.geometry import batched
+
+        return getattr(batched, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
