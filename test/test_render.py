@@ -343,9 +343,13 @@ def test_invalid_vertices_are_skipped_and_outputs_stay_finite(device: torch.devi
 def test_empty_scene(device: torch.device) -> None:
     verts = torch.tensor([[[0.0, 0.0, -1.0], [1.0, 0.0, -1.0], [0.0, 1.0, -1.0]]], device=device)
     faces = torch.tensor([[0, 1, 2]], device=device)
-    frags = rasterize(verts, faces, torch.tensor([[10.0, 10.0, 4.0, 4.0]], device=device), (8, 8))
+    k = torch.tensor([[10.0, 10.0, 4.0, 4.0]], device=device)
+    frags = rasterize(verts, faces, k, (8, 8))
     assert not bool(frags.mask.any())
     assert int(frags.face_index.max()) == -1
+    for exact in (False, True):
+        sil = soft_silhouette(verts, faces, k, (8, 8), SoftRasterSettings(exact_interior=exact))
+        assert float(sil.abs().max()) == 0.0
 
 
 # ----------------------------------------------------------------------- soft silhouette

@@ -361,3 +361,28 @@ def row_spans(
             start=start,
             pair=pair,
         )
+
+
+def span_offsets(
+    spans: RowSpans, table: FaceTable, sizes: tuple[int, int, int, int]
+) -> tuple[torch.dtype, Tensor]:
+    """Per-pair offsets that turn a candidate's running index n into its column and pixel.
+
+    Candidate ``n`` of pair ``p`` lies at column ``n + offsets[0, p]`` and at flat pixel
+    index ``n + offsets[1, p]`` (``(b * H + row) * W + column``).
+
+    Args:
+        spans: the enumerated spans.
+        table: their faces.
+        sizes: (B, F, H, W).
+
+    Returns:
+        ``(dtype, offsets)``: the float dtype that holds every such integer exactly
+        (:func:`exact_float_dtype`) and the (2, P) offsets in it.
+    """
+    batch, n_faces, height, width = sizes
+    dtype = exact_float_dtype(max(batch * height * width, batch * n_faces) + spans.pair.numel())
+    col_shift = spans.col0 - spans.start
+    batch_of = table.batch.index_select(0, spans.face)
+    pixel_shift = (batch_of * height + spans.row) * width + col_shift
+    return dtype, torch.stack([col_shift, pixel_shift]).to(dtype)

@@ -20,11 +20,11 @@ from stereo_hand_mesh.errors import ConfigError
 from stereo_hand_mesh.render._faces import (
     FaceTable,
     check_mesh_inputs,
-    exact_float_dtype,
     face_table,
     front_facing,
     inverse_depth_coefficients,
     row_spans,
+    span_offsets,
     vertex_table,
 )
 
@@ -44,7 +44,9 @@ class RasterSettings:
         cull_backfaces: skip faces turned away from the camera (about half of them): for a
             closed mesh the nearest surface and the outline are unchanged, and the work
             halves. Either winding works (read per mesh from its signed volume); do not use
-            it with open surfaces such as a single plane. Off by default.
+            it with open surfaces such as a single plane, and note that through a small
+            opening (MANO's wrist) the background shows instead of the inner wall. Off by
+            default.
     """
 
     near: float = 1e-3
@@ -190,24 +192,14 @@ def rasterize_table(
     device, dtype = vtable.device, vtable.dtype
     with torch.no_grad():
         spans = row_spans(table, keep, height, width)
-        # Per (face, row) pair: 1/z = alpha * col + (beta * row + gamma), and the shifts that
-        # turn a candidate's running index n into its column and flat pixel index.
+        # Per (face, row) pair: the offsets from a candidate's running index n to its column
+        # and pixel, the face, and 1/z = alpha * column + (beta * row + gamma).
         coef = inverse_depth_coefficients(table).index_select(1, spans.face)  # (3, P)
-        row_f = spans.row.to(coef.dtype)
-        col_shift = spans.col0 - spans.start
-        batch_of = table.batch.index_select(0, spans.face)
-        pixel_shift = (batch_of * height + spans.row) * width + col_shift
-        n_cand = spans.pair.numel()
-        ftype = exact_float_dtype(max(n_pixels, table.valid.numel()) + n_cand)
-        per_pair = torch.cat(
-            [
-                torch.stack([col_shift, pixel_shift, spans.face]).to(ftype),
-                torch.stack([coef[0], coef[1] * row_f + coef[2]]).to(ftype),
-            ]
-        )
-        # (5, N): column and pixel shifts, face, and 1/z = alpha * column + (beta row + gamma)
-        g = per_pair.index_select(1, spans.pair)
-        n = torch.arange(n_cand, device=device, dtype=ftype)
+        line = torch.stack([coef[0], coef[1] * spans.row.to(coef.dtype) + coef[2]])
+        ftype, offsets = span_offsets(spans, table, sizes)
+        per_pair = torch.cat([offsets, spans.face.to(ftype)[None], line.to(ftype)])
+        g = per_pair.index_select(1, spans.pair)  # (5, N)
+        n = torch.arange(spans.pair.numel(), device=device, dtype=ftype)
         inv_z = g[3] * (g[0] + n) + g[4]
         # Pack (1/z, face) into one int64 key: the bits of a positive float32 sort like its
         # value, so amax keeps the nearest face (ties: the larger face index).

@@ -28,10 +28,10 @@ from stereo_hand_mesh.render._faces import (
     FaceTable,
     as_float,
     check_mesh_inputs,
-    exact_float_dtype,
     face_table,
     front_facing,
     row_spans,
+    span_offsets,
     vertex_table,
 )
 from stereo_hand_mesh.render.rasterizer import Fragments, RasterSettings, rasterize_table
@@ -245,22 +245,17 @@ def _silhouette_from_table(
             keep = _faces_reaching(table, keep, ~inner, radius)
             interior = as_float(inner, vtable.dtype).reshape(-1)
         spans = row_spans(table, keep, height, width, margin=radius)
-        n_cand = spans.pair.numel()
-        ftype = exact_float_dtype(max(batch * height * width, table.valid.numel()) + n_cand)
-        col_shift = spans.col0 - spans.start
-        batch_of = table.batch.index_select(0, spans.face)
-        pixel_shift = (batch_of * height + spans.row) * width + col_shift
-        per_pair = torch.stack([col_shift, spans.row, spans.face, pixel_shift]).to(ftype)
-        c = per_pair.index_select(1, spans.pair)  # (4, N): column, row, face, pixel
-        n = torch.arange(n_cand, device=vtable.device, dtype=ftype)
-        c[0] += n
-        c[3] += n
+        ftype, offsets = span_offsets(spans, table, sizes)
+        per_pair = torch.cat([offsets, torch.stack([spans.row, spans.face]).to(ftype)])
+        c = per_pair.index_select(1, spans.pair)  # (4, N): column, pixel, row, face
+        n = torch.arange(spans.pair.numel(), device=vtable.device, dtype=ftype)
+        c[:2] += n
         if interior is not None:
             # Most candidates of faces near the outline still land on interior pixels,
             # whose value is fixed: drop them before the per-candidate work.
-            outer = (interior.index_select(0, c[3].long()) == 0).nonzero().squeeze(1)
+            outer = (interior.index_select(0, c[1].long()) == 0).nonzero().squeeze(1)
             c = c.index_select(1, outer)
-        cand = (c[2].long(), c[0].to(vtable.dtype), c[1].to(vtable.dtype), c[3].long())
+        cand = (c[3].long(), c[0].to(vtable.dtype), c[2].to(vtable.dtype), c[1].long())
     silhouette = _SoftSilhouette.apply(
         vtable, table, cand, interior, batch * height * width, settings.sigma, radius
     )
