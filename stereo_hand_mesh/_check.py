@@ -15,7 +15,9 @@ __all__ = ["check_finite", "check_shape"]
 
 
 def _shape_str(spec: Sequence[int | str | None]) -> str:
-    return "(" + ", ".join("*" if s is None else str(s) for s in spec) + ")"
+    """``("*", 3)`` -> ``"(*, 3)"``; ``(2,)`` -> ``"(2,)"``; None (any size) prints as ``*``."""
+    parts = ["*" if s is None else str(s) for s in spec]
+    return "(" + parts[0] + ",)" if len(parts) == 1 else "(" + ", ".join(parts) + ")"
 
 
 def check_shape(x: Any, spec: Sequence[int | str | None], name: str) -> dict[str, int]:
@@ -34,30 +36,28 @@ def check_shape(x: Any, spec: Sequence[int | str | None], name: str) -> dict[str
     Raises:
         ShapeError: when the rank or a size does not match.
     """
-    shape = tuple(getattr(x, "shape", ()))
+    wanted = _shape_str(spec)
     if not hasattr(x, "shape"):
-        raise ShapeError(f"{name} expected an array of shape {_shape_str(spec)}; got {type(x)}")
-    spec = list(spec)
-    if spec and spec[0] == "*":
-        spec = spec[1:]
-        if len(shape) < len(spec):
-            raise ShapeError(f"{name} expected shape (*, {_shape_str(spec)[1:]}; got {shape}")
-        shape = shape[len(shape) - len(spec) :]
-    if len(shape) != len(spec):
-        raise ShapeError(f"{name} expected shape {_shape_str(spec)}; got {tuple(x.shape)}")
+        raise ShapeError(f"{name} expected an array of shape {wanted}; got {type(x)}")
+    full = tuple(x.shape)
+    dims = list(spec)
+    leading = bool(dims) and dims[0] == "*"
+    if leading:
+        dims = dims[1:]
+    if len(full) < len(dims) if leading else len(full) != len(dims):
+        raise ShapeError(f"{name} expected shape {wanted}; got {full}")
     bound: dict[str, int] = {}
-    for size, want in zip(shape, spec, strict=True):
+    for size, want in zip(full[len(full) - len(dims) :], dims, strict=True):
         if want is None:
             continue
         if isinstance(want, str):
             if want in bound and bound[want] != size:
                 raise ShapeError(
-                    f"{name} expected shape {_shape_str(spec)} with equal '{want}' sizes; "
-                    f"got {tuple(x.shape)}"
+                    f"{name} expected shape {wanted} with equal '{want}' sizes; got {full}"
                 )
             bound[want] = int(size)
         elif size != want:
-            raise ShapeError(f"{name} expected shape {_shape_str(spec)}; got {tuple(x.shape)}")
+            raise ShapeError(f"{name} expected shape {wanted}; got {full}")
     return bound
 
 

@@ -25,6 +25,16 @@ os.environ["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 90)
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request: pytest.FixtureRequest):
+    """Each device a torch test runs on; CUDA is skipped where no GPU is present."""
+    import torch
+
+    if request.param == "cuda" and not torch.cuda.is_available():
+        pytest.skip("CUDA is not available")
+    return torch.device(request.param)
+
+
 @pytest.fixture
 def ros_context() -> Iterator[object]:
     """A fresh rclpy context, shut down after the test."""

@@ -34,13 +34,6 @@ from stereo_hand_mesh.geometry import (
 FX, CX, CY, BASELINE = 822.79041, 318.47345, 250.31296, 0.120054
 
 
-@pytest.fixture(params=["cpu", "cuda"])
-def device(request: pytest.FixtureRequest) -> torch.device:
-    if request.param == "cuda" and not torch.cuda.is_available():
-        pytest.skip("CUDA is not available")
-    return torch.device(request.param)
-
-
 def camera_info(tx: float = 0.0, **overrides: object) -> CameraInfoFields:
     """A rectified STB CameraInfo; ``tx`` is P[0, 3] (``-fx * B`` for the right camera)."""
     fields: dict[str, object] = {

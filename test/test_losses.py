@@ -46,13 +46,6 @@ from stereo_hand_mesh.render import RasterSettings, blob_mesh, rasterize, uv_sph
 FX, CX, CY, BASELINE = 822.79041, 318.47345, 250.31296, 0.120054
 
 
-@pytest.fixture(params=["cpu", "cuda"])
-def device(request: pytest.FixtureRequest) -> torch.device:
-    if request.param == "cuda" and not torch.cuda.is_available():
-        pytest.skip("CUDA is not available")
-    return torch.device(request.param)
-
-
 def small_meshes(batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Two perturbed copies of a small sphere (B, V, 3) float64 and its faces."""
     verts, faces = uv_sphere(5, 7, dtype=torch.float64)

@@ -28,13 +28,6 @@ from stereo_hand_mesh.render import (
 STB_K = (822.79041, 822.79041, 318.47345, 250.31296)
 
 
-@pytest.fixture(params=["cpu", "cuda"])
-def device(request: pytest.FixtureRequest) -> torch.device:
-    if request.param == "cuda" and not torch.cuda.is_available():
-        pytest.skip("CUDA is not available")
-    return torch.device(request.param)
-
-
 def _rotation(rng: np.random.Generator) -> np.ndarray:
     q = rng.normal(size=4)
     q /= np.linalg.norm(q)

@@ -14,7 +14,6 @@ split can be regenerated, extended or generated in parallel with identical resul
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -41,7 +40,13 @@ from stereo_hand_mesh.hand.shape import sample_shape_vectors
 from stereo_hand_mesh.hand.skeleton import axis_angle_to_matrix
 from stereo_hand_mesh.render.rasterizer import rasterize
 
-__all__ = ["RenderedPair", "SynthSettings", "iter_synthetic_pairs", "render_pair"]
+__all__ = [
+    "RenderedPair",
+    "SynthSettings",
+    "as_stereo_sample",
+    "iter_synthetic_pairs",
+    "render_pair",
+]
 
 #: Hand frame (+y fingers, +z palmar) to camera optical frame (x right, y down, z forward):
 #: palm toward the camera, fingers up.
@@ -156,37 +161,49 @@ def _interp(values: np.ndarray, faces: np.ndarray, face_index: np.ndarray, bary:
     return (values[tri] * w[:, :, None]).sum(axis=1), covered
 
 
-def _shadow_lit(
-    points: np.ndarray,
-    vertices: np.ndarray,
-    faces_t: torch.Tensor,
-    light_dir: np.ndarray,
-    size: int,
-) -> np.ndarray:
-    """1 where ``points`` (N, 3) see the light, by a shadow map rendered from the light."""
-    centre = vertices.mean(axis=0)
-    eye = centre + light_dir * 0.6
-    fwd = -light_dir
-    up = np.array([0.0, 1.0, 0.0]) if abs(fwd[1]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    right = np.cross(up, fwd)
-    right /= np.linalg.norm(right)
-    down = np.cross(fwd, right)
-    rot = np.stack([right, down, fwd])  # world -> light camera
+@dataclass(frozen=True)
+class _ShadowMap:
+    """Depth of the hand seen from the light (a pinhole camera 0.6 m along the light).
 
-    def to_light(p: np.ndarray) -> np.ndarray:
-        return (p - eye) @ rot.T
+    Built once per pair and queried by both views with :meth:`lit`.
+    """
 
-    lv = to_light(vertices)
-    radius = np.linalg.norm(vertices - centre, axis=1).max()
-    f = 0.5 * size * 0.6 / radius
-    k4 = np.array([f, f, size / 2, size / 2])
-    depth, _, _, mask = _raster(lv, faces_t, k4, (size, size))
-    lp = to_light(points)
-    u = np.clip(np.round(f * lp[:, 0] / lp[:, 2] + size / 2).astype(int), 0, size - 1)
-    v = np.clip(np.round(f * lp[:, 1] / lp[:, 2] + size / 2).astype(int), 0, size - 1)
-    # Small erosion-free bias (5 mm) against self-shadow acne.
-    occluder = np.where(mask[v, u], depth[v, u], np.inf)
-    return (lp[:, 2] <= occluder + 0.005).astype(np.float32)
+    eye: np.ndarray  # (3,) light camera centre, left optical frame, metres
+    rot: np.ndarray  # (3, 3) left optical frame -> light camera
+    focal_px: float
+    depth: np.ndarray  # (S, S) metres
+    mask: np.ndarray  # (S, S) bool
+
+    @classmethod
+    def build(
+        cls, vertices: np.ndarray, faces_t: torch.Tensor, light_dir: np.ndarray, size: int
+    ) -> _ShadowMap:
+        centre = vertices.mean(axis=0)
+        eye = centre + light_dir * 0.6
+        fwd = -light_dir
+        up = np.array([0.0, 1.0, 0.0]) if abs(fwd[1]) < 0.9 else np.array([1.0, 0.0, 0.0])
+        right = np.cross(up, fwd)
+        right /= np.linalg.norm(right)
+        rot = np.stack([right, np.cross(fwd, right), fwd])
+        radius = np.linalg.norm(vertices - centre, axis=1).max()
+        f = 0.5 * size * 0.6 / radius
+        k4 = np.array([f, f, size / 2, size / 2])
+        depth, _, _, mask = _raster((vertices - eye) @ rot.T, faces_t, k4, (size, size))
+        return cls(eye, rot, f, depth, mask)
+
+    def lit(self, points: np.ndarray) -> np.ndarray:
+        """(N,) float32: 1 where ``points`` (N, 3) (left optical frame) see the light."""
+        size = self.depth.shape[0]
+        lp = (points - self.eye) @ self.rot.T
+        u = np.clip(
+            np.round(self.focal_px * lp[:, 0] / lp[:, 2] + size / 2).astype(int), 0, size - 1
+        )
+        v = np.clip(
+            np.round(self.focal_px * lp[:, 1] / lp[:, 2] + size / 2).astype(int), 0, size - 1
+        )
+        # A 5 mm bias against self-shadow acne.
+        occluder = np.where(self.mask[v, u], self.depth[v, u], np.inf)
+        return (lp[:, 2] <= occluder + 0.005).astype(np.float32)
 
 
 def _place_hand(
@@ -274,6 +291,11 @@ def render_pair(
     bg_lit = np.float32(ambient + diffuse * max(-light_dir[2], 0.0))
     gains = sample_gains(style, rng)
 
+    shadow = (
+        _ShadowMap.build(verts, faces_t, light_dir, settings.shadow_map_px)
+        if style.shadows
+        else None
+    )
     images, masks = [], []
     depth_left = None
     for view, tx in (("left", 0.0), ("right", rig.baseline_m)):
@@ -285,13 +307,13 @@ def render_pair(
             normal, _ = _interp(normals_v, faces, face_index, bary)
             normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
             lit = None
-            if style.shadows:
+            if shadow is not None:
                 rows, cols = np.nonzero(covered)
                 z = depth[covered]
                 pts = np.stack(
                     [(cols - rig.cx) * z / rig.fx + tx, (rows - rig.cy) * z / rig.fy, z], axis=1
                 )
-                lit = _shadow_lit(pts, verts, faces_t, light_dir, settings.shadow_map_px)
+                lit = shadow.lit(pts)
             radiance[covered] = shade_lambert(albedo, normal, light_dir, ambient, diffuse, lit)
         images.append(apply_sensor(radiance.astype(np.float32), style, rng, gains))
         masks.append(mask)
@@ -350,11 +372,3 @@ def as_stereo_sample(
         uv_right=a["uv_right"].astype(np.float64),
         visibility=a["visibility"],
     )
-
-
-def timed_render(settings: SynthSettings, count: int, seed: int) -> float:
-    """Pairs per second for rendering ``count`` pairs (used by the speed report)."""
-    start = time.perf_counter()
-    for _ in iter_synthetic_pairs(settings, count, seed):
-        pass
-    return count / (time.perf_counter() - start)
