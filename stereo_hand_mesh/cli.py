@@ -21,9 +21,6 @@ Runner = Callable[[argparse.Namespace], int]
 #: Subcommands the product will have (DESIGN.md) that are not built yet, with the issue that
 #: delivers each. ``stereo-hand-mesh <name>`` says so plainly instead of pretending.
 _PLANNED: dict[str, str] = {
-    "pretrain": "supervised pretraining (issue 5)",
-    "adapt": "self-supervised stereo adaptation (issue 5)",
-    "eval": "evaluation metrics on a dataset (issue 5)",
     "export": "ONNX / TensorRT export (issue 6)",
     "infer": "one stereo pair through the pipeline (issue 6)",
     "bench": "latency benchmarks (issues 6 and 8)",
@@ -56,6 +53,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
 
     add_synth_parser(sub)
     runners["synth"] = run_synth
+    from stereo_hand_mesh.train.cli import add_training_parsers
+
+    runners |= add_training_parsers(sub)
     for name, what in _PLANNED.items():
         sub.add_parser(name, help=f"{what} [not built yet]")
         runners[name] = _not_built(name)

@@ -450,19 +450,18 @@ def test_settings_validation() -> None:
 
 
 def _naive_covered(uv: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """(P,) bool: pixel centres ``points`` (P, 2) ``(x, y)`` inside any closed triangle, float64."""
-    tri = uv[faces]  # (F, 3, 2)
-    covered = np.zeros(len(points), dtype=bool)
-    for i, p in enumerate(points):
-        a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+    """(P,) bool: pixel centres ``points`` (P, 2) ``(x, y)`` in any closed triangle (float64)."""
+    a, b, c = (uv[faces[:, i]][None] for i in range(3))  # (1, F, 2) each
+    p = points[:, None, :]  # (P, 1, 2)
 
-        def cross(o: np.ndarray, x: np.ndarray) -> np.ndarray:
-            return (x[:, 0] - o[:, 0]) * (p[1] - o[:, 1]) - (x[:, 1] - o[:, 1]) * (p[0] - o[:, 0])
+    def cross(o: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return (x[..., 0] - o[..., 0]) * (p[..., 1] - o[..., 1]) - (x[..., 1] - o[..., 1]) * (
+            p[..., 0] - o[..., 0]
+        )
 
-        d1, d2, d3 = cross(a, b), cross(b, c), cross(c, a)
-        inside = ((d1 >= 0) & (d2 >= 0) & (d3 >= 0)) | ((d1 <= 0) & (d2 <= 0) & (d3 <= 0))
-        covered[i] = bool(inside.any())
-    return covered
+    d1, d2, d3 = cross(a, b), cross(b, c), cross(c, a)
+    inside = ((d1 >= 0) & (d2 >= 0) & (d3 >= 0)) | ((d1 <= 0) & (d2 <= 0) & (d3 <= 0))
+    return inside.any(axis=1)
 
 
 def test_shared_edges_through_pixel_centres_leave_no_hole() -> None:

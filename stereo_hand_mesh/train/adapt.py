@@ -1,0 +1,330 @@
+"""Self-supervised stereo adaptation (seed paper, section 3.2): no labels at all.
+
+The source is opened without ground truth (:func:`~stereo_hand_mesh.train.crops.
+load_crop_set` with ``ground_truth=False``), cut into crops around the hand masks (the
+source's masks, else skin detection), and the network is fine-tuned with the six losses of
+eq. 10 (:func:`~stereo_hand_mesh.losses.stereo_self_supervised_loss`) at the paper's weights.
+The edge loss's pseudo-labels are the meshes of the frozen initial model, computed once
+before training. ``drop`` sets chosen weights to zero (the ablation of Table 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from stereo_hand_mesh.errors import ConfigError
+from stereo_hand_mesh.losses import StereoCrops, StereoLossSettings, StereoLossWeights
+from stereo_hand_mesh.losses.stereo import stereo_self_supervised_loss
+from stereo_hand_mesh.model.checkpoint import (
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
+from stereo_hand_mesh.model.network import MeshNet
+from stereo_hand_mesh.train.common import (
+    VARIANTS,
+    CsvLog,
+    batches_of_step,
+    default_model_path,
+    hand_topology,
+    load_model,
+    predict_meshes,
+    resume_state,
+)
+from stereo_hand_mesh.train.crops import CropSet, load_crop_set
+
+__all__ = ["LOSS_NAMES", "AdaptSettings", "adapt", "adapt_crops", "pseudo_labels"]
+
+#: Names accepted by ``--drop`` (the fields of :class:`StereoLossWeights`).
+LOSS_NAMES = ("photo", "edge", "laplacian", "mask", "chamfer", "normal")
+#: Default budget: optimizer steps per stereo pair (40 epochs), within 20 minutes for 300
+#: pairs on a 2-core CPU (see README).
+DEFAULT_EPOCHS = 40
+
+
+@dataclass(frozen=True)
+class AdaptSettings:
+    """Settings of :func:`adapt`.
+
+    Attributes:
+        epochs: passes over the unlabelled pairs.
+        batch_size: stereo pairs per step.
+        lr: Adam learning rate (constant after a short warm-up).
+        drop: losses removed (weights set to 0), names from :data:`LOSS_NAMES`.
+        variant: ``"binocular"`` (z from disparity) or ``"monocular"`` (root-relative
+            depth head).
+        weights: the weights of eq. 10 before ``drop`` (the paper's by default).
+        seed: batch order seed.
+        save_every: steps between checkpoints.
+        log_every: steps between log rows.
+    """
+
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = 8
+    lr: float = 1e-4
+    drop: tuple[str, ...] = ()
+    variant: str = "binocular"
+    weights: StereoLossWeights = field(default_factory=StereoLossWeights)
+    seed: int = 0
+    save_every: int = 100
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        bad = [d for d in self.drop if d not in LOSS_NAMES]
+        if bad:
+            raise ConfigError(f"drop expected names from {LOSS_NAMES}; got {bad}")
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"variant expected one of {VARIANTS}; got {self.variant!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(
+                f"epochs and batch_size expected >= 1; got {self.epochs}, {self.batch_size}"
+            )
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr expected a finite value > 0; got {self.lr}")
+        object.__setattr__(self, "drop", tuple(sorted(set(self.drop))))
+
+    @classmethod
+    def from_cli(cls, args: argparse.Namespace) -> AdaptSettings:
+        """From the adapt subcommand's options."""
+        return cls(
+            epochs=args.epochs or DEFAULT_EPOCHS,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            drop=tuple(args.drop),
+            variant=args.variant,
+            seed=args.seed,
+        )
+
+    @property
+    def effective_weights(self) -> StereoLossWeights:
+        """The weights of eq. 10 with the dropped losses at 0."""
+        return replace(self.weights, **{name: 0.0 for name in self.drop})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types (checkpoint metadata)."""
+        out = asdict(self)
+        out["drop"] = list(self.drop)
+        return out
+
+
+@torch.no_grad()
+def pseudo_labels(
+    model: MeshNet, crops: CropSet, device: torch.device, variant: str, batch_size: int = 32
+) -> tuple[Tensor, Tensor]:
+    """Meshes of the frozen initial model (eval mode) for every pair: the edge loss's labels.
+
+    Returns:
+        ``(left, right)``: (N, V, 3) float32 metres, left optical frame, on the CPU.
+    """
+    was = model.training
+    model.eval()
+    lefts, rights = [], []
+    for start in range(0, len(crops), batch_size):
+        rows = torch.arange(start, min(start + batch_size, len(crops)))
+        meshes = predict_meshes(model, crops, rows, device, variant)
+        lefts.append(meshes.left.cpu())
+        rights.append(meshes.right.cpu())
+    model.train(was)
+    return torch.cat(lefts), torch.cat(rights)
+
+
+def _stereo_crops(crops: CropSet, rows: Tensor, device: torch.device) -> StereoCrops:
+    def f(t: Tensor) -> Tensor:
+        return t.index_select(0, rows).to(device=device, dtype=torch.float32)
+
+    return StereoCrops(
+        image_left=f(crops.image_left) / 255.0,
+        image_right=f(crops.image_right) / 255.0,
+        mask_left=f(crops.mask_left),
+        mask_right=f(crops.mask_right),
+        box_left=f(crops.box_left),
+        box_right=f(crops.box_right),
+        intrinsics_left=f(crops.k_left),
+        intrinsics_right=f(crops.k_right),
+        baseline=f(crops.baseline),
+    )
+
+
+def adapt_crops(
+    crops: CropSet,
+    init_model: MeshNet,
+    init_metadata: dict[str, Any],
+    out: Path,
+    settings: AdaptSettings,
+    device: torch.device,
+    overwrite: bool = False,
+    progress: bool = True,
+    provenance: dict[str, Any] | None = None,
+    stop_after: int | None = None,
+) -> Path:
+    """Fine-tune ``init_model`` on unlabelled crops with the stereo losses; write ``out``.
+
+    ``crops`` must carry no ground truth (it is refused otherwise, so no label can leak).
+
+    Args:
+        crops: unlabelled crop set.
+        init_model: the starting network (also the frozen pseudo-label model).
+        init_metadata: its checkpoint metadata (normalization, topology hash).
+        out: checkpoint path; an unfinished adapt run there is resumed.
+        settings: schedule, losses, variant.
+        device: torch device.
+        overwrite: replace a finished run at ``out``.
+        progress: show a progress bar.
+        provenance: extra metadata (command, data).
+        stop_after: stop (unfinished, resumable) after this many steps of this process.
+
+    Returns:
+        ``out``.
+    """
+    from tqdm import tqdm
+
+    if crops.vertices is not None or crops.joints is not None:
+        raise ConfigError("adapt expected an unlabelled crop set; got one with ground truth")
+    if settings.variant == "monocular" and init_model.depth_head is None:
+        raise ConfigError("--variant monocular expected an init model with a depth head; got none")
+    topo = hand_topology()
+    faces = topo.faces.to(device)
+    init_model = init_model.to(device)
+    pseudo_l, pseudo_r = pseudo_labels(init_model, crops, device, settings.variant)
+    resume = resume_state(out, "adapt", overwrite)
+    if resume is not None:
+        model = model_from_checkpoint(resume, device)
+        start = int(resume.training["step"])
+    else:
+        model = init_model
+        start = 0
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    if resume is not None:
+        opt.load_state_dict(resume.training["optimizer"])
+    loss_settings = StereoLossSettings(weights=settings.effective_weights)
+    per_epoch = max(len(crops) // settings.batch_size, 1)
+    total = settings.epochs * per_epoch
+    log = CsvLog(out.with_name(out.name + ".csv"), resume=resume is not None)
+    metadata = {
+        **{k: v for k, v in init_metadata.items() if k not in ("config", "input_size")},
+        "variant": settings.variant,
+        "provenance": {
+            "kind": "adapt",
+            "settings": settings.to_dict(),
+            "init": init_metadata.get("provenance", {}),
+            "pairs": len(crops),
+            "skipped_pairs": crops.skipped,
+            **(provenance or {}),
+        },
+    }
+    bar = tqdm(total=total, initial=start, desc="adapt", disable=not progress, unit="step")
+    t0 = time.monotonic()
+    step = start
+    model.train()
+    warm = max(total // 20, 1)
+    while step < total:
+        if stop_after is not None and step - start >= stop_after:
+            break
+        for group in opt.param_groups:
+            group["lr"] = settings.lr * min(1.0, (step + 1) / warm)
+        rows = batches_of_step(len(crops), settings.batch_size, settings.seed, step)
+        meshes = predict_meshes(
+            model,
+            crops,
+            rows,
+            device,
+            settings.variant,
+            normalization=init_metadata.get("normalization"),
+        )
+        terms = stereo_self_supervised_loss(
+            meshes.left,
+            meshes.right,
+            pseudo_l.index_select(0, rows).to(device),
+            pseudo_r.index_select(0, rows).to(device),
+            faces,
+            _stereo_crops(crops, rows, device),
+            loss_settings,
+        )
+        opt.zero_grad(set_to_none=True)
+        terms.total.backward()
+        opt.step()
+        step += 1
+        bar.update(1)
+        if step % settings.log_every == 0 or step == total:
+            row: dict[str, Any] = {"step": step, "epoch": step // per_epoch}
+            row |= {k: float(v.detach()) for k, v in terms.as_dict().items()}
+            log.write(row)
+            bar.set_postfix(loss=f"{row['total']:.4f}")
+        if step % settings.save_every == 0 or step == total:
+            _save(out, model, metadata, opt, step, total, settings, time.monotonic() - t0)
+    bar.close()
+    if step < total:
+        _save(out, model, metadata, opt, step, total, settings, time.monotonic() - t0)
+    return out
+
+
+def _save(
+    out: Path,
+    model: MeshNet,
+    metadata: dict[str, Any],
+    opt: torch.optim.Optimizer,
+    step: int,
+    total: int,
+    settings: AdaptSettings,
+    wall_s: float,
+) -> None:
+    training = {
+        "kind": "adapt",
+        "step": step,
+        "total_steps": total,
+        "finished": step >= total,
+        "optimizer": opt.state_dict(),
+        "settings": settings.to_dict(),
+        "wall_s_this_process": wall_s,
+    }
+    save_checkpoint(out, model, metadata, training)
+
+
+def adapt(
+    data: str | os.PathLike[str],
+    out: Path,
+    settings: AdaptSettings,
+    device: torch.device,
+    init: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    limit: int | None = None,
+    size: int = 128,
+    provenance: dict[str, Any] | None = None,
+) -> Path:
+    """:func:`adapt_crops` on a split or bag at ``data``, from ``init`` (default: shipped).
+
+    ``data`` is read without ground truth. A resumed run keeps its original init model
+    (recorded in the checkpoint) so its pseudo-labels do not change.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        previous = load_checkpoint(out)
+        recorded = previous.metadata.get("provenance", {}).get("init_path")
+        if previous.training.get("kind") == "adapt" and not previous.training.get("finished"):
+            init = recorded or init
+    init_path = Path(init) if init is not None else default_model_path()
+    model, ckpt = load_model(init_path, device)
+    crops = load_crop_set(data, size, ground_truth=False, limit=limit)
+    if progress:
+        print(f"adapt: {len(crops)} unlabelled pairs from {data} ({crops.skipped} without a hand)")
+    return adapt_crops(
+        crops,
+        model,
+        ckpt.metadata,
+        out,
+        settings,
+        device,
+        overwrite=overwrite,
+        progress=progress,
+        provenance={"init_path": str(init_path), **(provenance or {})},
+    )

@@ -1,0 +1,158 @@
+"""The ``pretrain``, ``adapt`` and ``eval`` subcommands of ``stereo-hand-mesh``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["add_training_parsers"]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's)")
+    p.add_argument("--size", type=int, default=128, help="crop side, pixels (default 128)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N pairs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_training_parsers(sub: argparse._SubParsersAction) -> dict:
+    """Register pretrain, adapt and eval; return {name: runner}."""
+    p = sub.add_parser("pretrain", help="supervised pretraining on labelled stereo pairs")
+    p.add_argument("--data", required=True, type=Path, help="labelled split (synth command)")
+    p.add_argument("--out", required=True, type=Path, help="checkpoint to write (resumable)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=32, help="stereo pairs per step")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--copies", type=int, default=2, help="jittered crops per pair")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--binocular-only", action="store_true", help="no monocular depth head")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run at --out")
+    _common(p)
+
+    a = sub.add_parser("adapt", help="self-supervised stereo adaptation (no labels)")
+    a.add_argument("--data", required=True, type=Path, help="unlabelled split or rosbag2 bag")
+    a.add_argument("--out", required=True, type=Path, help="checkpoint to write (resumable)")
+    a.add_argument("--init", type=Path, default=None, help="start model (default: shipped)")
+    a.add_argument(
+        "--drop",
+        nargs="+",
+        default=[],
+        metavar="LOSS",
+        help="losses to remove: photo edge laplacian mask chamfer normal",
+    )
+    a.add_argument("--variant", choices=("binocular", "monocular"), default="binocular")
+    a.add_argument("--epochs", type=int, default=None, help="default: the time budget's")
+    a.add_argument("--batch-size", type=int, default=8, help="stereo pairs per step")
+    a.add_argument("--lr", type=float, default=1e-4)
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--overwrite", action="store_true", help="replace a finished run at --out")
+    _common(a)
+
+    e = sub.add_parser("eval", help="3D joint metrics of a model on a labelled split")
+    e.add_argument("--data", required=True, type=Path, help="labelled split or bag with gt")
+    e.add_argument("--model", type=Path, default=None, help="checkpoint (default: shipped)")
+    e.add_argument("--variant", choices=("binocular", "monocular"), default="binocular")
+    e.add_argument("--json", type=Path, default=None, help="write the metrics here")
+    e.add_argument("--batch-size", type=int, default=32)
+    _common(e)
+    return {"pretrain": run_pretrain, "adapt": run_adapt, "eval": run_eval}
+
+
+def _setup(args: argparse.Namespace):
+    import torch
+
+    from stereo_hand_mesh.train.common import resolve_device
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    return resolve_device(args.device)
+
+
+def _command_line() -> str:
+    return " ".join(["stereo-hand-mesh", *sys.argv[1:]])
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    from stereo_hand_mesh.train.crops import load_crop_set
+    from stereo_hand_mesh.train.pretrain import PretrainSettings, pretrain
+
+    device = _setup(args)
+    settings = PretrainSettings(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed
+    )
+    t0 = time.monotonic()
+    crops = load_crop_set(
+        args.data,
+        args.size,
+        ground_truth=True,
+        limit=args.limit,
+        box_source="ground_truth",
+        copies=args.copies,
+        jitter=0.08,
+        seed=args.seed,
+    )
+    print(f"pretrain: {len(crops)} crops from {args.data} in {time.monotonic() - t0:.1f} s")
+    provenance = {"command": _command_line(), "data": str(args.data), "device": str(device)}
+    pretrain(
+        crops,
+        args.out,
+        settings,
+        device,
+        monocular_head=not args.binocular_only,
+        overwrite=args.overwrite,
+        provenance=provenance,
+        progress=not args.quiet,
+    )
+    print(f"pretrain: wrote {args.out} ({time.monotonic() - t0:.0f} s)")
+    return 0
+
+
+def run_adapt(args: argparse.Namespace) -> int:
+    from stereo_hand_mesh.train.adapt import AdaptSettings, adapt
+
+    device = _setup(args)
+    settings = AdaptSettings.from_cli(args)
+    t0 = time.monotonic()
+    adapt(
+        args.data,
+        args.out,
+        settings,
+        device,
+        init=args.init,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        limit=args.limit,
+        size=args.size,
+        provenance={"command": _command_line(), "data": str(args.data), "device": str(device)},
+    )
+    print(f"adapt: wrote {args.out} ({time.monotonic() - t0:.0f} s)")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from stereo_hand_mesh.train.evaluate import evaluate
+
+    device = _setup(args)
+    result = evaluate(
+        args.data,
+        args.model,
+        device,
+        variant=args.variant,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        size=args.size,
+        progress=not args.quiet,
+    )
+    m = result["metrics"]
+    print(
+        f"eval: {m['count']} pairs, mean joint error {m['mean_joint_error_mm']:.2f} mm, "
+        f"root-relative {m['root_relative_error_mm']:.2f} mm, AUC 20-50 {m['auc_20_50']:.3f}"
+    )
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0

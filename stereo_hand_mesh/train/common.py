@@ -1,0 +1,273 @@
+"""Pieces shared by pretrain, adapt and eval: hand topology, network passes, runs, logs.
+
+A run (pretrain or adapt) writes one checkpoint file, ``--out``, every ``save_every`` steps
+and at the end, atomically (:func:`~stereo_hand_mesh.model.save_checkpoint`); its
+``training`` block holds what a resume needs (optimizer state, step, seed, settings) and
+``finished``. Started again with the same ``--out``, an unfinished run resumes from its last
+save; a finished one is refused unless ``--overwrite``. A CSV log sits beside it
+(``<out>.csv``, one row per logged step; a resumed run appends).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from stereo_hand_mesh.errors import CheckpointError, ConfigError
+from stereo_hand_mesh.model.checkpoint import (
+    IMAGENET_NORMALIZATION,
+    Checkpoint,
+    load_checkpoint,
+    model_from_checkpoint,
+)
+from stereo_hand_mesh.model.network import MeshNet
+from stereo_hand_mesh.train.crops import CropSet
+from stereo_hand_mesh.train.meshes import BranchMeshes, meshes_from_uv
+
+__all__ = [
+    "VARIANTS",
+    "CsvLog",
+    "HandTopology",
+    "default_model_path",
+    "hand_topology",
+    "load_model",
+    "normalize_crops",
+    "predict_meshes",
+    "resolve_device",
+    "resume_state",
+]
+
+VARIANTS = ("binocular", "monocular")
+
+
+@dataclass(frozen=True)
+class HandTopology:
+    """The template hand as torch constants.
+
+    Attributes:
+        faces: (F, 3) int64.
+        regressor: (21, V) float32 joint regressor (rows sum to 1).
+        topology_hash: identifies the connectivity (stored in checkpoints).
+        num_vertices: V.
+    """
+
+    faces: Tensor
+    regressor: Tensor
+    topology_hash: str
+    num_vertices: int
+
+    def joints(self, vertices: Tensor) -> Tensor:
+        """(B, V, 3) -> (B, 21, 3) joints, same units."""
+        return torch.einsum("jv,bvc->bjc", self.regressor.to(vertices), vertices)
+
+
+_TOPOLOGY: HandTopology | None = None
+
+
+def hand_topology() -> HandTopology:
+    """The package's template hand (built once per process)."""
+    global _TOPOLOGY
+    if _TOPOLOGY is None:
+        from stereo_hand_mesh.hand import template_hand
+
+        model = template_hand()
+        _TOPOLOGY = HandTopology(
+            faces=torch.tensor(np.array(model.faces), dtype=torch.int64),
+            regressor=torch.tensor(np.array(model.joint_regressor), dtype=torch.float32),
+            topology_hash=model.topology_hash,
+            num_vertices=model.num_vertices,
+        )
+    return _TOPOLOGY
+
+
+def default_model_path() -> Path:
+    """The shipped default checkpoint: ``models/default.pt`` of a checkout, or the installed
+    ``share/stereo_hand_mesh/models/default.pt``."""
+    here = Path(__file__).resolve().parents[2] / "models" / "default.pt"
+    if here.is_file():
+        return here
+    return Path(sys.prefix) / "share" / "stereo_hand_mesh" / "models" / "default.pt"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` -> a usable device.
+
+    Raises:
+        ConfigError: a CUDA device is asked for and none is available.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device expected an available device; got {name} (no CUDA here)")
+    return device
+
+
+def load_model(
+    path: str | os.PathLike[str] | None, device: torch.device
+) -> tuple[MeshNet, Checkpoint]:
+    """Load a checkpoint (the shipped default when ``path`` is None) and check its topology.
+
+    Raises:
+        CheckpointError: missing, corrupt, or made for another hand topology.
+    """
+    ckpt_path = Path(path) if path is not None else default_model_path()
+    if path is None and not ckpt_path.is_file():
+        raise CheckpointError(
+            f"the shipped default model expected at {ckpt_path}; it is missing (pass --model "
+            "or --init)"
+        )
+    ckpt = load_checkpoint(ckpt_path)
+    topo = hand_topology()
+    if ckpt.metadata.get("topology_hash") != topo.topology_hash:
+        raise CheckpointError(
+            f"checkpoint {ckpt_path} expected topology {topo.topology_hash} (the template "
+            f"hand); got {ckpt.metadata.get('topology_hash')}"
+        )
+    return model_from_checkpoint(ckpt, device), ckpt
+
+
+def normalize_crops(images: Tensor, normalization: dict[str, Any] | None = None) -> Tensor:
+    """(N, 3, S, S) uint8 or [0, 1] float crops -> normalized float network input."""
+    norm = normalization or IMAGENET_NORMALIZATION
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    mean = x.new_tensor(norm["mean"])[None, :, None, None]
+    std = x.new_tensor(norm["std"])[None, :, None, None]
+    return (x - mean) / std
+
+
+def predict_meshes(
+    model: MeshNet,
+    crops: CropSet,
+    rows: Tensor,
+    device: torch.device,
+    variant: str = "binocular",
+    images: tuple[Tensor, Tensor] | None = None,
+    normalization: dict[str, Any] | None = None,
+) -> BranchMeshes:
+    """Run the network on both views of the pairs ``rows`` (one batch of 2B) -> meshes.
+
+    Args:
+        model: the network (its mode, train or eval, is left as it is).
+        crops: the crop set.
+        rows: (B,) int64 positions in ``crops``.
+        device: where to run.
+        variant: ``"binocular"`` (z from disparity) or ``"monocular"`` (root depth from
+            disparity plus the network's root-relative depth; needs the depth head).
+        images: optional ((B, 3, S, S), (B, 3, S, S)) already loaded [0, 1] float crops on
+            ``device`` (augmented ones in pretraining).
+        normalization: the checkpoint's input normalization.
+
+    Returns:
+        :class:`BranchMeshes` on ``device``.
+    """
+    if variant not in VARIANTS:
+        raise ConfigError(f"variant expected one of {VARIANTS}; got {variant!r}")
+    if images is None:
+        left = crops.image_left.index_select(0, rows).to(device)
+        right = crops.image_right.index_select(0, rows).to(device)
+    else:
+        left, right = images
+    batch = left.shape[0]
+    x = normalize_crops(torch.cat([left, right]), normalization)
+    rel_l = rel_r = root = None
+    if variant == "monocular":
+        uv, rel = model.forward_with_depth(x)
+        rel_l, rel_r = rel[:batch], rel[batch:]
+        root = hand_topology().regressor[0].to(device)
+    else:
+        uv = model(x)
+
+    def geo(t: Tensor) -> Tensor:
+        return t.index_select(0, rows).to(device=device, dtype=torch.float32)
+
+    return meshes_from_uv(
+        uv[:batch],
+        uv[batch:],
+        geo(crops.box_left),
+        geo(crops.box_right),
+        geo(crops.k_left),
+        geo(crops.k_right),
+        geo(crops.baseline),
+        rel_l,
+        rel_r,
+        root,
+    )
+
+
+def resume_state(out: Path, kind: str, overwrite: bool) -> Checkpoint | None:
+    """The checkpoint to resume from at ``out``, or None to start afresh.
+
+    Raises:
+        ConfigError: ``out`` holds a finished run (or something that is not a resumable run
+            of this ``kind``) and ``overwrite`` is False; nothing is written then.
+        CheckpointError: ``out`` exists but is corrupt (and ``overwrite`` is False).
+    """
+    if not out.exists() or overwrite:
+        return None
+    ckpt = load_checkpoint(out)  # CheckpointError with the file named when corrupt
+    training = ckpt.training
+    if training.get("kind") != kind:
+        raise ConfigError(
+            f"--out {out} expected a resumable {kind} run or a new path; got an existing "
+            f"checkpoint of kind {training.get('kind')!r} (pass --overwrite to replace it)"
+        )
+    if training.get("finished"):
+        raise ConfigError(
+            f"--out {out} holds a finished {kind} run (step {training.get('step')}); pass "
+            "--overwrite to run again"
+        )
+    return ckpt
+
+
+class CsvLog:
+    """Append-only CSV log of a run (``<out>.csv``); columns fixed by the first row."""
+
+    def __init__(self, path: Path, resume: bool) -> None:
+        self.path = path
+        if not resume:
+            path.unlink(missing_ok=True)
+        self._fields: list[str] | None = None
+        if resume and path.is_file():
+            with path.open(newline="") as fh:
+                header = next(csv.reader(fh), None)
+            self._fields = header
+        self._start = time.monotonic()
+
+    def write(self, row: dict[str, float | int | str]) -> None:
+        """Append one row (``elapsed_s`` of this process is added)."""
+        row = {**row, "elapsed_s": round(time.monotonic() - self._start, 3)}
+        new = self._fields is None
+        if new:
+            self._fields = list(row)
+        with self.path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=self._fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
+    """The (n,) permutation of epoch ``epoch``: a pure function of (seed, epoch), so a
+    resumed run sees the same order."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)
+
+
+def batches_of_step(n: int, batch_size: int, seed: int, step: int) -> Tensor:
+    """Rows of global step ``step`` (epochs of ``n // batch_size`` full batches)."""
+    per_epoch = max(n // batch_size, 1)
+    epoch, pos = divmod(step, per_epoch)
+    order = epoch_order(n, seed, epoch)
+    if n < batch_size:
+        return order
+    return order[pos * batch_size : (pos + 1) * batch_size]
