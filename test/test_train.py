@@ -244,3 +244,28 @@ def test_shipped_default_model_loads() -> None:
     assert ckpt.training.get("finished") is True
     x = torch.zeros(2, 3, model.config.input_size, model.config.input_size)
     assert model.eval()(x).shape == (2, hand_topology().num_vertices, 2)
+
+
+def test_pretrain_under_torchrun_with_two_gloo_processes(
+    splits: dict[str, Path], tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp.pt"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "stereo_hand_mesh.cli",
+        "pretrain", "--data", str(splits["source"]), "--out", str(out), "--epochs", "2",
+        "--batch-size", "4", "--size", str(SIZE), "--device", "cpu", "--quiet",
+        "--binocular-only",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, ckpt = load_model(out, torch.device("cpu"))
+    assert ckpt.training["finished"] and ckpt.metadata["provenance"]["world_size"] == 2
+    # Rank 0 alone wrote the log: one header and the final step's row (log every 20).
+    rows = (tmp_path / "ddp.pt.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("step,") and len(rows) == 2, rows

@@ -33,9 +33,11 @@ from stereo_hand_mesh.model.network import MeshNet
 from stereo_hand_mesh.train.common import (
     VARIANTS,
     CsvLog,
+    NetworkPass,
     batches_of_step,
     default_model_path,
     hand_topology,
+    init_distributed,
     load_model,
     predict_meshes,
     resume_state,
@@ -192,6 +194,8 @@ def adapt_crops(
     if settings.variant == "monocular" and init_model.depth_head is None:
         raise ConfigError("--variant monocular expected an init model with a depth head; got none")
     topo = hand_topology()
+    dist = init_distributed(device)
+    device = dist.device
     faces = topo.faces.to(device)
     init_model = init_model.to(device)
     pseudo_l, pseudo_r = pseudo_labels(init_model, crops, device, settings.variant)
@@ -208,7 +212,12 @@ def adapt_crops(
     loss_settings = StereoLossSettings(weights=settings.effective_weights)
     per_epoch = max(len(crops) // settings.batch_size, 1)
     total = settings.epochs * per_epoch
-    log = CsvLog(out.with_name(out.name + ".csv"), resume=resume is not None)
+    log = (
+        CsvLog(out.with_name(out.name + ".csv"), resume=resume is not None)
+        if dist.is_main
+        else None
+    )
+    net = dist.wrap(NetworkPass(model, settings.variant))
     metadata = {
         **{k: v for k, v in init_metadata.items() if k not in ("config", "input_size")},
         "variant": settings.variant,
@@ -218,10 +227,17 @@ def adapt_crops(
             "init": init_metadata.get("provenance", {}),
             "pairs": len(crops),
             "skipped_pairs": crops.skipped,
+            "world_size": dist.world,
             **(provenance or {}),
         },
     }
-    bar = tqdm(total=total, initial=start, desc="adapt", disable=not progress, unit="step")
+    bar = tqdm(
+        total=total,
+        initial=start,
+        desc="adapt",
+        disable=not (progress and dist.is_main),
+        unit="step",
+    )
     t0 = time.monotonic()
     step = start
     model.train()
@@ -231,9 +247,9 @@ def adapt_crops(
             break
         for group in opt.param_groups:
             group["lr"] = settings.lr * min(1.0, (step + 1) / warm)
-        rows = batches_of_step(len(crops), settings.batch_size, settings.seed, step)
+        rows = dist.shard(batches_of_step(len(crops), settings.batch_size, settings.seed, step))
         meshes = predict_meshes(
-            model,
+            net,
             crops,
             rows,
             device,
@@ -254,16 +270,17 @@ def adapt_crops(
         opt.step()
         step += 1
         bar.update(1)
-        if step % settings.log_every == 0 or step == total:
+        if log is not None and (step % settings.log_every == 0 or step == total):
             row: dict[str, Any] = {"step": step, "epoch": step // per_epoch}
             row |= {k: float(v.detach()) for k, v in terms.as_dict().items()}
             log.write(row)
             bar.set_postfix(loss=f"{row['total']:.4f}")
-        if step % settings.save_every == 0 or step == total:
+        if dist.is_main and (step % settings.save_every == 0 or step == total):
             _save(out, model, metadata, opt, step, total, settings, time.monotonic() - t0)
     bar.close()
-    if step < total:
+    if dist.is_main and step < total:
         _save(out, model, metadata, opt, step, total, settings, time.monotonic() - t0)
+    dist.barrier()
     return out
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from stereo_hand_mesh.errors import CheckpointError, ConfigError
 from stereo_hand_mesh.model.checkpoint import (
@@ -36,9 +36,12 @@ from stereo_hand_mesh.train.meshes import BranchMeshes, meshes_from_uv
 __all__ = [
     "VARIANTS",
     "CsvLog",
+    "Distributed",
     "HandTopology",
+    "NetworkPass",
     "default_model_path",
     "hand_topology",
+    "init_distributed",
     "load_model",
     "normalize_crops",
     "predict_meshes",
@@ -145,8 +148,34 @@ def normalize_crops(images: Tensor, normalization: dict[str, Any] | None = None)
     return (x - mean) / std
 
 
+class NetworkPass(nn.Module):
+    """One forward of a :class:`MeshNet` for a variant: (N, 3, S, S) -> (uv, rel depth).
+
+    Wrapping the chosen head in ``forward`` lets DistributedDataParallel wrap the pass.
+
+    Args:
+        net: the network.
+        variant: ``"binocular"`` (uv only; rel depth is None) or ``"monocular"``.
+    """
+
+    def __init__(self, net: MeshNet, variant: str) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ConfigError(f"variant expected one of {VARIANTS}; got {variant!r}")
+        if variant == "monocular" and net.depth_head is None:
+            raise ConfigError("variant 'monocular' expected a network with a depth head; got none")
+        self.net = net
+        self.variant = variant
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(N, 3, S, S) normalized crops -> (N, V, 2) uv fractions, (N, V) metres or None."""
+        if self.variant == "monocular":
+            return self.net.forward_with_depth(x)
+        return self.net(x), None
+
+
 def predict_meshes(
-    model: MeshNet,
+    model: MeshNet | nn.Module,
     crops: CropSet,
     rows: Tensor,
     device: torch.device,
@@ -157,35 +186,33 @@ def predict_meshes(
     """Run the network on both views of the pairs ``rows`` (one batch of 2B) -> meshes.
 
     Args:
-        model: the network (its mode, train or eval, is left as it is).
+        model: a :class:`MeshNet`, or a :class:`NetworkPass` (possibly wrapped in
+            DistributedDataParallel) whose variant is used; its mode is left as it is.
         crops: the crop set.
         rows: (B,) int64 positions in ``crops``.
         device: where to run.
         variant: ``"binocular"`` (z from disparity) or ``"monocular"`` (root depth from
             disparity plus the network's root-relative depth; needs the depth head).
+            Ignored for a :class:`NetworkPass`.
         images: optional ((B, 3, S, S), (B, 3, S, S)) already loaded [0, 1] float crops on
-            ``device`` (augmented ones in pretraining).
+            ``device``.
         normalization: the checkpoint's input normalization.
 
     Returns:
         :class:`BranchMeshes` on ``device``.
     """
-    if variant not in VARIANTS:
-        raise ConfigError(f"variant expected one of {VARIANTS}; got {variant!r}")
+    net = model if not isinstance(model, MeshNet) else NetworkPass(model, variant)
     if images is None:
         left = crops.image_left.index_select(0, rows).to(device)
         right = crops.image_right.index_select(0, rows).to(device)
     else:
         left, right = images
     batch = left.shape[0]
-    x = normalize_crops(torch.cat([left, right]), normalization)
+    uv, rel = net(normalize_crops(torch.cat([left, right]), normalization))
     rel_l = rel_r = root = None
-    if variant == "monocular":
-        uv, rel = model.forward_with_depth(x)
+    if rel is not None:
         rel_l, rel_r = rel[:batch], rel[batch:]
         root = hand_topology().regressor[0].to(device)
-    else:
-        uv = model(x)
 
     def geo(t: Tensor) -> Tensor:
         return t.index_select(0, rows).to(device=device, dtype=torch.float32)
@@ -202,6 +229,63 @@ def predict_meshes(
         rel_r,
         root,
     )
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a torchrun job (world 1 when not under torchrun).
+
+    Attributes:
+        rank: global rank (0 saves checkpoints and logs).
+        world: number of processes.
+        device: this process's device (``cuda:LOCAL_RANK`` on GPUs).
+    """
+
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0."""
+        return self.rank == 0
+
+    def shard(self, rows: Tensor) -> Tensor:
+        """This rank's share of a step's rows (every rank computes the same rows)."""
+        return rows[self.rank :: self.world] if self.world > 1 else rows
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """``module`` in DistributedDataParallel when world > 1."""
+        if self.world == 1:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids)
+
+    def barrier(self) -> None:
+        """Wait for every rank (no-op for world 1)."""
+        if self.world > 1:
+            torch.distributed.barrier()
+
+
+def init_distributed(device: torch.device) -> Distributed:
+    """Join the torchrun job described by the environment (WORLD_SIZE, RANK, LOCAL_RANK).
+
+    Backend: NCCL on CUDA, gloo on the CPU. Without torchrun (WORLD_SIZE unset or 1) this
+    is a world of one on ``device``.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed(0, 1, device)
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size(), device)
 
 
 def resume_state(out: Path, kind: str, overwrite: bool) -> Checkpoint | None:

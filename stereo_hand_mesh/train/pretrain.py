@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from stereo_hand_mesh.errors import ConfigError
 from stereo_hand_mesh.model.checkpoint import (
@@ -27,8 +27,10 @@ from stereo_hand_mesh.model.checkpoint import (
 from stereo_hand_mesh.model.network import MeshNet, MeshNetConfig
 from stereo_hand_mesh.train.common import (
     CsvLog,
+    NetworkPass,
     batches_of_step,
     hand_topology,
+    init_distributed,
     normalize_crops,
     resume_state,
 )
@@ -131,6 +133,8 @@ def pretrain(
     if crops.vertices is None or crops.joints is None:
         raise ConfigError("pretrain expected a crop set with ground truth; got none")
     topo = hand_topology()
+    dist = init_distributed(device)
+    device = dist.device
     resume = resume_state(out, "pretrain", overwrite)
     torch.manual_seed(settings.seed)
     if resume is not None:
@@ -150,14 +154,31 @@ def pretrain(
         opt.load_state_dict(resume.training["optimizer"])
     per_epoch = max(len(crops) // settings.batch_size, 1)
     total = settings.epochs * per_epoch
-    log = CsvLog(out.with_name(out.name + ".csv"), resume=resume is not None)
+    log = (
+        CsvLog(out.with_name(out.name + ".csv"), resume=resume is not None)
+        if dist.is_main
+        else None
+    )
+    variant = "monocular" if monocular_head else "binocular"
+    net = dist.wrap(NetworkPass(model, variant))
     metadata = {
         "topology_hash": topo.topology_hash,
         "normalization": IMAGENET_NORMALIZATION,
         "variant": "monocular" if monocular_head else "binocular",
-        "provenance": {"kind": "pretrain", "settings": asdict(settings), **(provenance or {})},
+        "provenance": {
+            "kind": "pretrain",
+            "settings": asdict(settings),
+            "world_size": dist.world,
+            **(provenance or {}),
+        },
     }
-    bar = tqdm(total=total, initial=start, desc="pretrain", disable=not progress, unit="step")
+    bar = tqdm(
+        total=total,
+        initial=start,
+        desc="pretrain",
+        disable=not (progress and dist.is_main),
+        unit="step",
+    )
     t0 = time.monotonic()
     step = start
     model.train()
@@ -166,28 +187,29 @@ def pretrain(
             break
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, total, settings.lr)
-        rows = batches_of_step(len(crops), settings.batch_size, settings.seed, step)
+        rows = dist.shard(batches_of_step(len(crops), settings.batch_size, settings.seed, step))
         # Augmentation drawn from (seed, step) alone: a resumed run repeats it exactly.
         gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
-        terms = _supervised_terms(model, crops, rows, device, settings, gen, monocular_head)
+        terms = _supervised_terms(net, crops, rows, device, settings, gen)
         loss = sum(terms.values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
         bar.update(1)
-        if step % settings.log_every == 0 or step == total:
+        if log is not None and (step % settings.log_every == 0 or step == total):
             row = {"step": step, "epoch": step // per_epoch, "lr": opt.param_groups[0]["lr"]}
             row |= {k: float(v.detach()) for k, v in terms.items()} | {
                 "loss": float(loss.detach())
             }
             log.write(row)
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-        if step % settings.save_every == 0 or step == total:
+        if dist.is_main and (step % settings.save_every == 0 or step == total):
             _save(out, model, metadata, opt, step, total, settings, time.monotonic() - t0)
     bar.close()
-    if step < total:
+    if dist.is_main and step < total:
         _save(out, model, metadata, opt, step, total, settings, time.monotonic() - t0)
+    dist.barrier()
     return out
 
 
@@ -230,13 +252,12 @@ def _target_fractions(crops: CropSet, rows: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _supervised_terms(
-    model: MeshNet,
+    net: nn.Module,
     crops: CropSet,
     rows: Tensor,
     device: torch.device,
     settings: PretrainSettings,
     gen: torch.Generator,
-    monocular_head: bool,
 ) -> dict[str, Tensor]:
     """The weighted supervised loss terms of one batch (one network pass of 2B crops)."""
     topo = hand_topology()
@@ -244,10 +265,7 @@ def _supervised_terms(
     left = crops.image_left.index_select(0, rows).to(device).float() / 255.0
     right = crops.image_right.index_select(0, rows).to(device).float() / 255.0
     x = normalize_crops(photometric_jitter(torch.cat([left, right]), gen))
-    if monocular_head:
-        uv, rel = model.forward_with_depth(x)
-    else:
-        uv, rel = model(x), None
+    uv, rel = net(x)
 
     def geo(t: Tensor) -> Tensor:
         return t.index_select(0, rows).to(device=device, dtype=torch.float32)
