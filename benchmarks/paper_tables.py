@@ -9,7 +9,7 @@ the ``adapt`` and ``eval`` commands.
 Usage::
 
     python benchmarks/paper_tables.py --train runs/data/target_train \\
-        --test runs/data/target_test --epochs 10 --out benchmarks/results/paper_tables
+        --test runs/data/target_test --epochs 15 --out benchmarks/results/paper_tables
 
 Writes ``<out>.json`` (every run's metrics, settings, wall time and the machine) and
 ``<out>.md`` (the two tables).
@@ -52,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=Path, required=True, help="unlabelled target train")
     parser.add_argument("--test", type=Path, required=True, help="labelled target test")
     parser.add_argument("--init", type=Path, default=None, help="default: the shipped model")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)

@@ -34,6 +34,7 @@ __all__ = [
     "Checkpoint",
     "load_checkpoint",
     "model_from_checkpoint",
+    "release_checkpoint",
     "save_checkpoint",
 ]
 
@@ -151,3 +152,24 @@ def model_from_checkpoint(ckpt: Checkpoint, device: str | torch.device = "cpu") 
     except RuntimeError as err:
         raise CheckpointError(f"checkpoint weights do not fit its network: {err}") from err
     return model.to(device)
+
+
+def release_checkpoint(src: str | Path, dst: str | Path) -> Path:
+    """Copy a finished run's checkpoint without its optimizer state (the shipped form).
+
+    The weights, the metadata and the training summary (kind, steps, settings) are kept;
+    the optimizer moments (about twice the weights' size) are dropped, so the copy cannot be
+    resumed but loads and adapts like the original.
+
+    Raises:
+        CheckpointError: ``src`` is unreadable or its run is not finished.
+    """
+    ckpt = load_checkpoint(src)
+    if not ckpt.training.get("finished"):
+        raise CheckpointError(
+            f"checkpoint {src} expected a finished run to release; got step "
+            f"{ckpt.training.get('step')} of {ckpt.training.get('total_steps')}"
+        )
+    model = model_from_checkpoint(ckpt)
+    training = {k: v for k, v in ckpt.training.items() if k != "optimizer"}
+    return save_checkpoint(dst, model, dict(ckpt.metadata), training)
