@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_hand_mano import fake_mano  # noqa: F401  (fixture)
 
 from stereo_hand_mesh.cli import main as cli_main
 from stereo_hand_mesh.errors import CheckpointError, ConfigError
@@ -269,3 +270,25 @@ def test_pretrain_under_torchrun_with_two_gloo_processes(
     # Rank 0 alone wrote the log: one header and the final step's row (log every 20).
     rows = (tmp_path / "ddp.pt.csv").read_text().strip().splitlines()
     assert rows[0].startswith("step,") and len(rows) == 2, rows
+
+
+def test_pretrain_on_freihand_with_mano_topology(tmp_path: Path, fake_mano) -> None:  # noqa: F811
+    from test_data_freihand import _write_freihand
+
+    root = tmp_path / "freihand"
+    root.mkdir()
+    _write_freihand(root)
+    pkl = fake_mano[0]
+    out = tmp_path / "mano.pt"
+    args = ["pretrain", "--data", str(root), "--out", str(out), "--epochs", "2"]
+    args += ["--batch-size", "2", "--size", str(SIZE), "--device", "cpu", "--quiet"]
+    assert cli_main(args) == 1  # no --mano: refused, nothing written
+    assert not out.exists()
+    assert cli_main([*args, "--mano", str(pkl)]) == 0
+    cpu = torch.device("cpu")
+    with pytest.raises(CheckpointError, match="--mano"):
+        load_model(out, cpu)
+    model, ckpt = load_model(out, cpu, mano_path=pkl)
+    assert ckpt.metadata["hand_model"] == "mano" and model.config.num_vertices == 778
+    assert ckpt.metadata["topology_hash"] == hand_topology(pkl).topology_hash
+    assert model.depth_head is not None and ckpt.training["finished"]

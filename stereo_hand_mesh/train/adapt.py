@@ -33,6 +33,7 @@ from stereo_hand_mesh.model.network import MeshNet
 from stereo_hand_mesh.train.common import (
     VARIANTS,
     CsvLog,
+    HandTopology,
     NetworkPass,
     batches_of_step,
     default_model_path,
@@ -41,6 +42,7 @@ from stereo_hand_mesh.train.common import (
     load_model,
     predict_meshes,
     resume_state,
+    topology_of,
 )
 from stereo_hand_mesh.train.crops import CropSet, load_crop_set
 
@@ -122,7 +124,13 @@ class AdaptSettings:
 
 @torch.no_grad()
 def pseudo_labels(
-    model: MeshNet, crops: CropSet, device: torch.device, variant: str, batch_size: int = 32
+    model: MeshNet,
+    crops: CropSet,
+    device: torch.device,
+    variant: str,
+    batch_size: int = 32,
+    normalization: dict[str, Any] | None = None,
+    topology: HandTopology | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Meshes of the frozen initial model (eval mode) for every pair: the edge loss's labels.
 
@@ -134,7 +142,9 @@ def pseudo_labels(
     lefts, rights = [], []
     for start in range(0, len(crops), batch_size):
         rows = torch.arange(start, min(start + batch_size, len(crops)))
-        meshes = predict_meshes(model, crops, rows, device, variant)
+        meshes = predict_meshes(
+            model, crops, rows, device, variant, normalization=normalization, topology=topology
+        )
         lefts.append(meshes.left.cpu())
         rights.append(meshes.right.cpu())
     model.train(was)
@@ -169,6 +179,7 @@ def adapt_crops(
     progress: bool = True,
     provenance: dict[str, Any] | None = None,
     stop_after: int | None = None,
+    topology: HandTopology | None = None,
 ) -> Path:
     """Fine-tune ``init_model`` on unlabelled crops with the stereo losses; write ``out``.
 
@@ -185,6 +196,7 @@ def adapt_crops(
         progress: show a progress bar.
         provenance: extra metadata (command, data).
         stop_after: stop (unfinished, resumable) after this many steps of this process.
+        topology: the model's hand topology (default: the template hand).
 
     Returns:
         ``out``.
@@ -195,12 +207,15 @@ def adapt_crops(
         raise ConfigError("adapt expected an unlabelled crop set; got one with ground truth")
     if settings.variant == "monocular" and init_model.depth_head is None:
         raise ConfigError("--variant monocular expected an init model with a depth head; got none")
-    topo = hand_topology()
+    topo = topology or hand_topology()
     dist = init_distributed(device)
     device = dist.device
     faces = topo.faces.to(device)
     init_model = init_model.to(device)
-    pseudo_l, pseudo_r = pseudo_labels(init_model, crops, device, settings.variant)
+    norm = init_metadata.get("normalization")
+    pseudo_l, pseudo_r = pseudo_labels(
+        init_model, crops, device, settings.variant, normalization=norm, topology=topo
+    )
     resume = resume_state(out, "adapt", overwrite)
     if resume is not None:
         model = model_from_checkpoint(resume, device)
@@ -251,12 +266,7 @@ def adapt_crops(
             group["lr"] = settings.lr * min(1.0, (step + 1) / warm)
         rows = dist.shard(batches_of_step(len(crops), settings.batch_size, settings.seed, step))
         meshes = predict_meshes(
-            net,
-            crops,
-            rows,
-            device,
-            settings.variant,
-            normalization=init_metadata.get("normalization"),
+            net, crops, rows, device, settings.variant, normalization=norm, topology=topo
         )
         terms = stereo_self_supervised_loss(
             meshes.left,
@@ -319,6 +329,7 @@ def adapt(
     limit: int | None = None,
     size: int = 128,
     provenance: dict[str, Any] | None = None,
+    mano_path: str | os.PathLike[str] | None = None,
 ) -> Path:
     """:func:`adapt_crops` on a split or bag at ``data``, from ``init`` (default: shipped).
 
@@ -332,7 +343,8 @@ def adapt(
         if previous.training.get("kind") == "adapt" and not previous.training.get("finished"):
             init = recorded or init
     init_path = Path(init) if init is not None else default_model_path()
-    model, ckpt = load_model(init_path, device)
+    model, ckpt = load_model(init_path, device, mano_path)
+    topology = topology_of(ckpt, mano_path, str(init_path))
     crops = load_crop_set(data, size, ground_truth=False, limit=limit)
     if progress:
         print(f"adapt: {len(crops)} unlabelled pairs from {data} ({crops.skipped} without a hand)")
@@ -346,4 +358,5 @@ def adapt(
         overwrite=overwrite,
         progress=progress,
         provenance={"init_path": str(init_path), **(provenance or {})},
+        topology=topology,
     )

@@ -12,6 +12,12 @@ __all__ = ["add_training_parsers"]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mano",
+        type=Path,
+        default=None,
+        help="your MANO_RIGHT.pkl: needed for FreiHAND data and MANO-topology models",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's)")
     p.add_argument("--size", type=int, default=128, help="crop side, pixels (default 128)")
@@ -22,7 +28,12 @@ def _common(p: argparse.ArgumentParser) -> None:
 def add_training_parsers(sub: argparse._SubParsersAction) -> dict:
     """Register pretrain, adapt and eval; return {name: runner}."""
     p = sub.add_parser("pretrain", help="supervised pretraining on labelled stereo pairs")
-    p.add_argument("--data", required=True, type=Path, help="labelled split (synth command)")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="labelled stereo split (synth command), or a FreiHAND root (with --mano)",
+    )
     p.add_argument("--out", required=True, type=Path, help="checkpoint to write (resumable)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=32, help="stereo pairs per step")
@@ -76,8 +87,14 @@ def _command_line() -> str:
     return " ".join(["stereo-hand-mesh", *sys.argv[1:]])
 
 
+def _is_freihand(path: Path) -> bool:
+    return (path / "training_xyz.json").is_file() and (path / "training" / "rgb").is_dir()
+
+
 def run_pretrain(args: argparse.Namespace) -> int:
-    from stereo_hand_mesh.train.crops import load_crop_set
+    from stereo_hand_mesh.errors import ConfigError
+    from stereo_hand_mesh.train.common import hand_topology
+    from stereo_hand_mesh.train.crops import build_monocular_crop_set, load_crop_set
     from stereo_hand_mesh.train.pretrain import PretrainSettings, pretrain
 
     device = _setup(args)
@@ -85,16 +102,43 @@ def run_pretrain(args: argparse.Namespace) -> int:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed
     )
     t0 = time.monotonic()
-    crops = load_crop_set(
-        args.data,
-        args.size,
-        ground_truth=True,
-        limit=args.limit,
-        box_source="ground_truth",
-        copies=args.copies,
-        jitter=0.08,
-        seed=args.seed,
-    )
+    hand_model, topology = "template", hand_topology()
+    if _is_freihand(args.data):
+        if args.mano is None:
+            raise ConfigError(
+                f"--data {args.data} is FreiHAND (MANO vertices); expected --mano "
+                "MANO_RIGHT.pkl for the topology; got none"
+            )
+        from stereo_hand_mesh.data.freihand import FreiHANDReader
+
+        hand_model, topology = "mano", hand_topology(args.mano)
+        reader = FreiHANDReader(args.data, "training")
+        crops = build_monocular_crop_set(
+            iter(reader),
+            args.size,
+            copies=args.copies,
+            jitter=0.08,
+            seed=args.seed,
+            limit=args.limit,
+        )
+        if crops.vertices.shape[1] != topology.num_vertices:
+            raise ConfigError(
+                f"FreiHAND vertices expected {topology.num_vertices} per hand (the MANO "
+                f"file); got {crops.vertices.shape[1]}"
+            )
+        if args.binocular_only:
+            raise ConfigError("FreiHAND is monocular: --binocular-only cannot be used with it")
+    else:
+        crops = load_crop_set(
+            args.data,
+            args.size,
+            ground_truth=True,
+            limit=args.limit,
+            box_source="ground_truth",
+            copies=args.copies,
+            jitter=0.08,
+            seed=args.seed,
+        )
     print(f"pretrain: {len(crops)} crops from {args.data} in {time.monotonic() - t0:.1f} s")
     provenance = {"command": _command_line(), "data": str(args.data), "device": str(device)}
     pretrain(
@@ -106,6 +150,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         provenance=provenance,
         progress=not args.quiet,
+        topology=topology,
+        hand_model=hand_model,
     )
     print(f"pretrain: wrote {args.out} ({time.monotonic() - t0:.0f} s)")
     return 0
@@ -128,6 +174,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         limit=args.limit,
         size=args.size,
         provenance={"command": _command_line(), "data": str(args.data), "device": str(device)},
+        mano_path=args.mano,
     )
     print(f"adapt: wrote {args.out} ({time.monotonic() - t0:.0f} s)")
     return 0
@@ -146,6 +193,7 @@ def run_eval(args: argparse.Namespace) -> int:
         limit=args.limit,
         size=args.size,
         progress=not args.quiet,
+        mano_path=args.mano,
     )
     m = result["metrics"]
     print(

@@ -47,6 +47,7 @@ __all__ = [
     "predict_meshes",
     "resolve_device",
     "resume_state",
+    "topology_of",
 ]
 
 VARIANTS = ("binocular", "monocular")
@@ -73,23 +74,53 @@ class HandTopology:
         return torch.einsum("jv,bvc->bjc", self.regressor.to(vertices), vertices)
 
 
-_TOPOLOGY: HandTopology | None = None
+#: Name recorded in checkpoint metadata (``hand_model``) for each topology kind.
+HAND_MODELS = ("template", "mano")
+_TOPOLOGIES: dict[str, HandTopology] = {}
 
 
-def hand_topology() -> HandTopology:
-    """The package's template hand (built once per process)."""
-    global _TOPOLOGY
-    if _TOPOLOGY is None:
-        from stereo_hand_mesh.hand import template_hand
+def hand_topology(mano_path: str | os.PathLike[str] | None = None) -> HandTopology:
+    """The package's template hand, or MANO's topology read from a user's ``MANO_RIGHT.pkl``
+    (safely, see :func:`~stereo_hand_mesh.hand.load_mano`); built once per process.
 
-        model = template_hand()
-        _TOPOLOGY = HandTopology(
+    Raises:
+        ModelFileError: the MANO file is missing or unreadable.
+    """
+    key = "template" if mano_path is None else str(Path(mano_path).resolve())
+    if key not in _TOPOLOGIES:
+        from stereo_hand_mesh.hand import load_mano, template_hand
+
+        model = template_hand() if mano_path is None else load_mano(mano_path)
+        _TOPOLOGIES[key] = HandTopology(
             faces=torch.tensor(np.array(model.faces), dtype=torch.int64),
             regressor=torch.tensor(np.array(model.joint_regressor), dtype=torch.float32),
             topology_hash=model.topology_hash,
             num_vertices=model.num_vertices,
         )
-    return _TOPOLOGY
+    return _TOPOLOGIES[key]
+
+
+def topology_of(
+    ckpt: Checkpoint, mano_path: str | os.PathLike[str] | None = None, where: str = ""
+) -> HandTopology:
+    """The hand topology a checkpoint was trained for, checked against its topology hash.
+
+    Raises:
+        CheckpointError: a MANO model without ``mano_path``, or a hash mismatch.
+    """
+    kind = ckpt.metadata.get("hand_model", "template")
+    if kind == "mano" and mano_path is None:
+        raise CheckpointError(
+            f"checkpoint {where} expected the MANO topology it was trained with; got no MANO "
+            "file (pass --mano MANO_RIGHT.pkl)"
+        )
+    topo = hand_topology(mano_path if kind == "mano" else None)
+    if ckpt.metadata.get("topology_hash") != topo.topology_hash:
+        raise CheckpointError(
+            f"checkpoint {where} expected topology {topo.topology_hash} (the {kind} hand); "
+            f"got {ckpt.metadata.get('topology_hash')}"
+        )
+    return topo
 
 
 def default_model_path() -> Path:
@@ -116,9 +147,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_model(
-    path: str | os.PathLike[str] | None, device: torch.device
+    path: str | os.PathLike[str] | None,
+    device: torch.device,
+    mano_path: str | os.PathLike[str] | None = None,
 ) -> tuple[MeshNet, Checkpoint]:
     """Load a checkpoint (the shipped default when ``path`` is None) and check its topology.
+
+    Args:
+        path: checkpoint file, or None for the shipped default.
+        device: where to put the network.
+        mano_path: the user's MANO file, for models trained with MANO topology.
 
     Raises:
         CheckpointError: missing, corrupt, or made for another hand topology.
@@ -130,12 +168,7 @@ def load_model(
             "or --init)"
         )
     ckpt = load_checkpoint(ckpt_path)
-    topo = hand_topology()
-    if ckpt.metadata.get("topology_hash") != topo.topology_hash:
-        raise CheckpointError(
-            f"checkpoint {ckpt_path} expected topology {topo.topology_hash} (the template "
-            f"hand); got {ckpt.metadata.get('topology_hash')}"
-        )
+    topology_of(ckpt, mano_path, str(ckpt_path))
     return model_from_checkpoint(ckpt, device), ckpt
 
 
@@ -182,6 +215,7 @@ def predict_meshes(
     variant: str = "binocular",
     images: tuple[Tensor, Tensor] | None = None,
     normalization: dict[str, Any] | None = None,
+    topology: HandTopology | None = None,
 ) -> BranchMeshes:
     """Run the network on both views of the pairs ``rows`` (one batch of 2B) -> meshes.
 
@@ -197,6 +231,8 @@ def predict_meshes(
         images: optional ((B, 3, S, S), (B, 3, S, S)) already loaded [0, 1] float crops on
             ``device``.
         normalization: the checkpoint's input normalization.
+        topology: the hand topology (its wrist row weights the monocular root); default
+            the template hand.
 
     Returns:
         :class:`BranchMeshes` on ``device``.
@@ -212,7 +248,7 @@ def predict_meshes(
     rel_l = rel_r = root = None
     if rel is not None:
         rel_l, rel_r = rel[:batch], rel[batch:]
-        root = hand_topology().regressor[0].to(device)
+        root = (topology or hand_topology()).regressor[0].to(device)
 
     def geo(t: Tensor) -> Tensor:
         return t.index_select(0, rows).to(device=device, dtype=torch.float32)

@@ -17,14 +17,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from stereo_hand_mesh.data.sample import StereoSample
+from stereo_hand_mesh.data.sample import MonoSample, StereoSample
 from stereo_hand_mesh.data.sources import iter_stereo_samples
 from stereo_hand_mesh.errors import ConfigError, DataError
 from stereo_hand_mesh.geometry.camera import StereoRig
 from stereo_hand_mesh.geometry.crop import CropBox, cut_crop
 from stereo_hand_mesh.pipeline.skin import crop_boxes_from_masks, skin_mask, stereo_crop_boxes
 
-__all__ = ["BOX_SOURCES", "CropSet", "build_crop_set", "load_crop_set"]
+__all__ = [
+    "BOX_SOURCES",
+    "CropSet",
+    "build_crop_set",
+    "build_monocular_crop_set",
+    "load_crop_set",
+]
 
 BOX_SOURCES = ("masks", "ground_truth")
 
@@ -47,6 +53,8 @@ class CropSet:
         vertices: (N, V, 3) float32 ground-truth vertices (metres, left frame) or None.
         joints: (N, 21, 3) float32 ground-truth joints or None.
         skipped: pairs of the source left out (no hand found in a view).
+        stereo: False for monocular labelled data (FreiHAND): the "right" fields repeat the
+            left ones and the baseline is 0; only pretraining accepts such a set.
     """
 
     image_left: Tensor
@@ -62,6 +70,7 @@ class CropSet:
     vertices: Tensor | None = None
     joints: Tensor | None = None
     skipped: int = 0
+    stereo: bool = True
 
     def __len__(self) -> int:
         return int(self.image_left.shape[0])
@@ -228,3 +237,69 @@ def load_crop_set(
     """
     samples = iter_stereo_samples(path, load_ground_truth=ground_truth)
     return build_crop_set(samples, out_size, ground_truth=ground_truth, limit=limit, **kwargs)
+
+
+def build_monocular_crop_set(
+    samples: Iterable[MonoSample],
+    out_size: int = 128,
+    margin: float = 1.3,
+    copies: int = 1,
+    jitter: float = 0.0,
+    seed: int = 0,
+    limit: int | None = None,
+) -> CropSet:
+    """Crops of labelled monocular images (FreiHAND) around their projected vertices.
+
+    The result has ``stereo=False``: the right-view fields repeat the left ones (the same
+    tensors, no copy) and the baseline is 0.
+
+    Raises:
+        DataError: a sample without vertices or joints, or no sample at all.
+    """
+    rng = np.random.default_rng(seed)
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("i", "m", "b", "k", "n", "v", "j")}
+    for n, sample in enumerate(samples):
+        if limit is not None and n >= limit:
+            break
+        if sample.vertices is None or sample.joints is None:
+            raise DataError(
+                f"image {sample.index} expected ground-truth vertices and joints; got none "
+                "(FreiHAND pretraining needs training_verts.json and training_xyz.json)"
+            )
+        k = np.asarray(sample.K, dtype=np.float64)
+        v = np.asarray(sample.vertices, dtype=np.float64)
+        uv = (v[:, :2] / v[:, 2:3]) * [k[0, 0], k[1, 1]] + [k[0, 2], k[1, 2]]
+        box, _ = stereo_crop_boxes(uv.min(0), uv.max(0), uv.min(0), uv.max(0), out_size, margin)
+        mask = sample.mask if sample.mask is not None else np.zeros(sample.image.shape[:2], bool)
+        for _ in range(copies):
+            b = _jitter((box, box), rng, jitter)[0] if jitter > 0 else box
+            cols["i"].append(cut_crop(sample.image, b).transpose(2, 0, 1))
+            cols["m"].append(cut_crop(mask.astype(np.uint8), b) > 0)
+            cols["b"].append(b.as_array())
+            cols["k"].append(np.array([k[0, 0], k[1, 1], k[0, 2], k[1, 2]]))
+            cols["n"].append(np.array(sample.index))
+            cols["v"].append(v.astype(np.float32))
+            cols["j"].append(np.asarray(sample.joints, dtype=np.float32))
+    if not cols["i"]:
+        raise DataError("expected labelled monocular images; got none")
+
+    def stack(key: str, dtype: torch.dtype) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(np.stack(cols[key]))).to(dtype)
+
+    image, mask_t = stack("i", torch.uint8), stack("m", torch.uint8)
+    box_t, k_t = stack("b", torch.float64), stack("k", torch.float64)
+    return CropSet(
+        image_left=image,
+        image_right=image,
+        mask_left=mask_t,
+        mask_right=mask_t,
+        box_left=box_t,
+        box_right=box_t,
+        k_left=k_t,
+        k_right=k_t,
+        baseline=torch.zeros(len(image), dtype=torch.float64),
+        index=stack("n", torch.int64),
+        vertices=stack("v", torch.float32),
+        joints=stack("j", torch.float32),
+        stereo=False,
+    )

@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from stereo_hand_mesh.train.common import load_model, predict_meshes
+from stereo_hand_mesh.train.common import (
+    HandTopology,
+    hand_topology,
+    load_model,
+    predict_meshes,
+    topology_of,
+)
 from stereo_hand_mesh.train.crops import CropSet, load_crop_set
 from stereo_hand_mesh.train.metrics import joint_metrics
 
@@ -28,21 +34,22 @@ def evaluate_crops(
     variant: str = "binocular",
     batch_size: int = 32,
     normalization: dict[str, Any] | None = None,
+    topology: HandTopology | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``model`` (eval mode) on a labelled crop set.
 
     Returns:
         ``{"metrics": joint_metrics(...), "vertex_error_mm": float, "pairs": N}``.
     """
-    from stereo_hand_mesh.train.common import hand_topology
-
-    topo = hand_topology()
+    topo = topology or hand_topology()
     was = model.training
     model.eval()
     joints, verts = [], []
     for start in range(0, len(crops), batch_size):
         rows = torch.arange(start, min(start + batch_size, len(crops)))
-        mesh = predict_meshes(model, crops, rows, device, variant, normalization=normalization)
+        mesh = predict_meshes(
+            model, crops, rows, device, variant, normalization=normalization, topology=topo
+        )
         joints.append(topo.joints(mesh.mean).cpu())
         verts.append(mesh.mean.cpu())
     model.train(was)
@@ -68,12 +75,14 @@ def evaluate(
     limit: int | None = None,
     size: int = 128,
     progress: bool = True,
+    mano_path: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """:func:`evaluate_crops` of a checkpoint (default: shipped) on a split or bag."""
-    model, ckpt = load_model(model_path, device)
+    model, ckpt = load_model(model_path, device, mano_path)
+    topology = topology_of(ckpt, mano_path, str(model_path))
     crops = load_crop_set(data, size, ground_truth=True, limit=limit)
     result = evaluate_crops(
-        model, crops, device, variant, batch_size, ckpt.metadata.get("normalization")
+        model, crops, device, variant, batch_size, ckpt.metadata.get("normalization"), topology
     )
     return {
         "data": str(data),

@@ -27,6 +27,7 @@ from stereo_hand_mesh.model.checkpoint import (
 from stereo_hand_mesh.model.network import MeshNet, MeshNetConfig
 from stereo_hand_mesh.train.common import (
     CsvLog,
+    HandTopology,
     NetworkPass,
     batches_of_step,
     hand_topology,
@@ -111,6 +112,8 @@ def pretrain(
     provenance: dict[str, Any] | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    topology: HandTopology | None = None,
+    hand_model: str = "template",
 ) -> Path:
     """Train a :class:`MeshNet` on labelled crops; write the checkpoint to ``out``.
 
@@ -124,6 +127,8 @@ def pretrain(
         provenance: extra metadata (command, data) recorded in the checkpoint.
         progress: show a progress bar.
         stop_after: stop (unfinished, resumable) after this many steps of this process.
+        topology: the hand topology of the labels (default: the template hand).
+        hand_model: ``"template"`` or ``"mano"``, recorded in the checkpoint.
 
     Returns:
         ``out``.
@@ -132,7 +137,11 @@ def pretrain(
 
     if crops.vertices is None or crops.joints is None:
         raise ConfigError("pretrain expected a crop set with ground truth; got none")
-    topo = hand_topology()
+    topo = topology or hand_topology()
+    if not crops.stereo and not monocular_head:
+        raise ConfigError(
+            "pretrain on monocular data (FreiHAND) expected the depth head; got none"
+        )
     dist = init_distributed(device)
     device = dist.device
     resume = resume_state(out, "pretrain", overwrite)
@@ -163,6 +172,7 @@ def pretrain(
     net = dist.wrap(NetworkPass(model, variant))
     metadata = {
         "topology_hash": topo.topology_hash,
+        "hand_model": hand_model,
         "normalization": IMAGENET_NORMALIZATION,
         "variant": "monocular" if monocular_head else "binocular",
         "provenance": {
@@ -190,7 +200,7 @@ def pretrain(
         rows = dist.shard(batches_of_step(len(crops), settings.batch_size, settings.seed, step))
         # Augmentation drawn from (seed, step) alone: a resumed run repeats it exactly.
         gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
-        terms = _supervised_terms(net, crops, rows, device, settings, gen)
+        terms = _supervised_terms(net, crops, rows, device, settings, gen, topo)
         loss = sum(terms.values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -258,11 +268,14 @@ def _supervised_terms(
     device: torch.device,
     settings: PretrainSettings,
     gen: torch.Generator,
+    topo: HandTopology,
 ) -> dict[str, Tensor]:
-    """The weighted supervised loss terms of one batch (one network pass of 2B crops)."""
-    topo = hand_topology()
+    """The weighted supervised loss terms of one batch (one network pass of 2B crops, or of
+    B crops for monocular data)."""
     batch = len(rows)
     left = crops.image_left.index_select(0, rows).to(device).float() / 255.0
+    if not crops.stereo:
+        return _monocular_terms(net, crops, rows, device, settings, gen, topo, left)
     right = crops.image_right.index_select(0, rows).to(device).float() / 255.0
     x = normalize_crops(photometric_jitter(torch.cat([left, right]), gen))
     uv, rel = net(x)
@@ -298,3 +311,38 @@ def _supervised_terms(
         gt_rel = gt_v[..., 2] - (gt_v[..., 2] @ reg[0])[:, None]
         terms["depth"] = settings.w_depth * (rel - torch.cat([gt_rel, gt_rel])).abs().mean()
     return terms
+
+
+def _monocular_terms(
+    net: nn.Module,
+    crops: CropSet,
+    rows: Tensor,
+    device: torch.device,
+    settings: PretrainSettings,
+    gen: torch.Generator,
+    topo: HandTopology,
+    images: Tensor,
+) -> dict[str, Tensor]:
+    """Loss terms of monocular labelled crops (FreiHAND): uv, joints uv, root-relative depth,
+    and 3D vertices rebuilt from uv with the true root depth plus the predicted relative
+    depth (metres)."""
+    uv, rel = net(normalize_crops(photometric_jitter(images, gen)))
+    frac, _ = (t.to(device) for t in _target_fractions(crops, rows))
+    reg = topo.regressor.to(device)
+    gt_v = crops.vertices.index_select(0, rows).to(device)
+    gt_root_z = gt_v[..., 2] @ reg[0]  # (B,)
+    gt_rel = gt_v[..., 2] - gt_root_z[:, None]
+    box = crops.box_left.index_select(0, rows).to(device, torch.float32)
+    k = crops.k_left.index_select(0, rows).to(device, torch.float32)
+    pix = box[:, None, :2] + uv * box[:, None, 2:3]
+    z = gt_root_z[:, None] + rel
+    verts = torch.stack(
+        [(pix[..., 0] - k[:, 2:3]) * z / k[:, 0:1], (pix[..., 1] - k[:, 3:4]) * z / k[:, 1:2], z],
+        dim=-1,
+    )
+    return {
+        "uv": settings.w_uv * (uv - frac).abs().mean(),
+        "joints_uv": settings.w_joints * (reg @ uv - reg @ frac).abs().mean(),
+        "vertices_3d": settings.w_3d * (verts - gt_v).abs().mean(),
+        "depth": settings.w_depth * (rel - gt_rel).abs().mean(),
+    }
