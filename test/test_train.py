@@ -292,3 +292,37 @@ def test_pretrain_on_freihand_with_mano_topology(tmp_path: Path, fake_mano) -> N
     assert ckpt.metadata["hand_model"] == "mano" and model.config.num_vertices == 778
     assert ckpt.metadata["topology_hash"] == hand_topology(pkl).topology_hash
     assert model.depth_head is not None and ckpt.training["finished"]
+
+
+def test_adapt_killed_mid_run_resumes_from_its_last_checkpoint(
+    splits: dict[str, Path], tiny_model: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed.pt"
+    args = [
+        sys.executable, "-m", "stereo_hand_mesh.cli", "adapt", "--data", str(splits["target"]),
+        "--out", str(out), "--init", str(tiny_model), "--epochs", "100", "--batch-size", "2",
+        "--size", str(SIZE), "--device", "cpu", "--threads", "1", "--quiet",
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    cpu = torch.device("cpu")
+    _, saved = load_model(out, cpu)  # the atomic write left a whole checkpoint
+    assert not saved.training["finished"] and saved.training["step"] % 100 == 0
+    resumed = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    _, done = load_model(out, cpu)
+    assert done.training["finished"] and done.training["step"] == done.training["total_steps"]
+    # Each step is logged once: rows the killed process wrote after its checkpoint are gone.
+    steps = [int(r.split(",")[0]) for r in (tmp_path / "killed.pt.csv").read_text().split()[1:]]
+    assert steps == sorted(set(steps)) and steps[-1] == done.training["step"]

@@ -230,7 +230,7 @@ def adapt_crops(
     per_epoch = max(len(crops) // settings.batch_size, 1)
     total = settings.epochs * per_epoch
     log = (
-        CsvLog(out.with_name(out.name + ".csv"), resume=resume is not None)
+        CsvLog(out.with_name(out.name + ".csv"), resume is not None, start)
         if dist.is_main
         else None
     )

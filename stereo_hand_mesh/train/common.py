@@ -350,17 +350,25 @@ def resume_state(out: Path, kind: str, overwrite: bool) -> Checkpoint | None:
 
 
 class CsvLog:
-    """Append-only CSV log of a run (``<out>.csv``); columns fixed by the first row."""
+    """Append-only CSV log of a run (``<out>.csv``); columns fixed by the first row.
 
-    def __init__(self, path: Path, resume: bool) -> None:
+    On resume from step ``k``, rows logged after ``k`` by the interrupted process (work the
+    checkpoint does not hold) are removed first, so each step appears once.
+    """
+
+    def __init__(self, path: Path, resume: bool, resume_step: int = 0) -> None:
         self.path = path
         if not resume:
             path.unlink(missing_ok=True)
         self._fields: list[str] | None = None
         if resume and path.is_file():
             with path.open(newline="") as fh:
-                header = next(csv.reader(fh), None)
-            self._fields = header
+                rows = list(csv.reader(fh))
+            if rows:
+                self._fields = rows[0]
+                kept = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= resume_step]
+                with path.open("w", newline="") as fh:
+                    csv.writer(fh).writerows([rows[0], *kept])
         self._start = time.monotonic()
 
     def write(self, row: dict[str, float | int | str]) -> None:
