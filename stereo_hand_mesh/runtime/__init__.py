@@ -1,1 +1,25 @@
-"""(filled in by its issue)."""
+"""Inference backends behind one small interface (ONNX Runtime, TensorRT, torch), the ONNX
+export and the TensorRT engine cache.
+
+Importing this package imports neither torch nor onnxruntime: each backend module imports
+its own runtime when it is created (see :func:`create_backend`).
+"""
+
+from stereo_hand_mesh.runtime.base import METADATA_KEY, Backend, ModelInfo, normalize_crops_numpy
+from stereo_hand_mesh.runtime.select import (
+    BACKENDS,
+    BackendChoice,
+    create_backend,
+    default_model_files,
+)
+
+__all__ = [
+    "BACKENDS",
+    "METADATA_KEY",
+    "Backend",
+    "BackendChoice",
+    "ModelInfo",
+    "create_backend",
+    "default_model_files",
+    "normalize_crops_numpy",
+]

@@ -1,0 +1,246 @@
+"""TensorRT backend: build an engine from the ONNX file, cache it, run it.
+
+Written against TensorRT's public Python API (8.6 / 10.x, desktop and JetPack) and
+``cuda-python`` for device buffers; neither exists on the machines this project is built and
+tested on, so only what needs no GPU is tested here: the cache key, the sidecar that records
+it, the decision to rebuild, and the import guard. To check it on a Jetson or a desktop GPU::
+
+    stereo-hand-mesh export --onnx model.onnx --engine model.plan --fp16 && \
+    stereo-hand-mesh infer --backend tensorrt --engine model.plan --left L.png ...
+
+Engines are cached at ``engine_file_path`` with a sidecar ``<engine>.json`` holding the key
+(ONNX hash + TensorRT version + GPU name + precision). An engine is rebuilt when the key
+changes, when ``force_engine_update`` is set, or when it fails to deserialize (an engine of
+another TensorRT version or GPU): the log says which, and the node does not crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stereo_hand_mesh._check import check_shape
+from stereo_hand_mesh.errors import ModelFileError
+from stereo_hand_mesh.runtime.base import ModelInfo
+from stereo_hand_mesh.runtime.export import read_onnx_info
+
+__all__ = [
+    "EngineKey",
+    "TensorRTBackend",
+    "engine_key",
+    "needs_rebuild",
+    "onnx_sha256",
+    "tensorrt_available",
+]
+
+_LOG = logging.getLogger(__name__)
+
+
+def tensorrt_available() -> bool:
+    """True when ``import tensorrt`` and ``cuda-python`` work here."""
+    try:
+        import tensorrt  # noqa: F401
+        from cuda import cudart  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def onnx_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of an ONNX file's bytes.
+
+    Raises:
+        ModelFileError: the file is missing.
+    """
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as err:
+        raise ModelFileError(f"ONNX model expected at {path}; got {err}") from None
+
+
+@dataclass(frozen=True)
+class EngineKey:
+    """What an engine is valid for.
+
+    Attributes:
+        onnx_sha256: hash of the ONNX file it was built from.
+        tensorrt_version: ``tensorrt.__version__`` that built it.
+        gpu_name: the CUDA device name it was built on.
+        precision: ``"fp16"`` or ``"fp32"``.
+    """
+
+    onnx_sha256: str
+    tensorrt_version: str
+    gpu_name: str
+    precision: str
+
+
+def engine_key(
+    onnx_path: str | os.PathLike[str], tensorrt_version: str, gpu_name: str, fp16: bool
+) -> EngineKey:
+    """The cache key of an engine for this ONNX file, TensorRT, GPU and precision."""
+    return EngineKey(
+        onnx_sha256(onnx_path), tensorrt_version, gpu_name, "fp16" if fp16 else "fp32"
+    )
+
+
+def _sidecar(engine_path: Path) -> Path:
+    return engine_path.with_name(engine_path.name + ".json")
+
+
+def needs_rebuild(engine_path: str | os.PathLike[str], key: EngineKey, force: bool) -> str | None:
+    """Why the engine at ``engine_path`` must be (re)built, or None when it can be used.
+
+    Returns:
+        A reason for the log (``"force_engine_update is set"``, ``"no engine at ..."``,
+        ``"the engine was built for <field> = <old>; now <new>"``), or None.
+    """
+    engine_path = Path(engine_path)
+    if force:
+        return "force_engine_update is set"
+    if not engine_path.is_file():
+        return f"no engine at {engine_path}"
+    try:
+        recorded = json.loads(_sidecar(engine_path).read_text())
+    except (OSError, ValueError):
+        return f"no readable cache key beside {engine_path}"
+    for name, value in asdict(key).items():
+        if recorded.get(name) != value:
+            return f"the engine was built for {name} = {recorded.get(name)!r}; now {value!r}"
+    return None
+
+
+class TensorRTBackend:
+    """Run an ONNX model as a TensorRT engine (built and cached on first use).
+
+    Args:
+        model_file_path: the ONNX file (with our metadata).
+        engine_file_path: where the engine is cached.
+        enable_fp16: build with FP16 kernels allowed.
+        force_engine_update: rebuild even when the cached engine's key matches.
+
+    Raises:
+        ModelFileError: TensorRT or cuda-python is not installed, the ONNX file is bad, or
+            the build fails.
+    """
+
+    def __init__(
+        self,
+        model_file_path: str | os.PathLike[str],
+        engine_file_path: str | os.PathLike[str],
+        enable_fp16: bool = False,
+        force_engine_update: bool = False,
+    ) -> None:
+        if not tensorrt_available():
+            raise ModelFileError(
+                "backend 'tensorrt' expected the tensorrt and cuda-python packages; got none "
+                "(JetPack ships TensorRT; on a desktop GPU install tensorrt and cuda-python)"
+            )
+        import tensorrt as trt
+        from cuda import cudart
+
+        self._trt, self._cudart = trt, cudart
+        self.info: ModelInfo = read_onnx_info(model_file_path)
+        onnx_path, engine_path = Path(model_file_path), Path(engine_file_path)
+        props = _check(cudart.cudaGetDeviceProperties(0), "cudaGetDeviceProperties")
+        gpu = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+        key = engine_key(onnx_path, trt.__version__, gpu, enable_fp16)
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        reason = needs_rebuild(engine_path, key, force_engine_update)
+        engine = None
+        if reason is None:
+            engine = self._deserialize(engine_path.read_bytes())
+            if engine is None:
+                reason = f"the engine at {engine_path} did not deserialize (other TensorRT/GPU?)"
+        if reason is not None:
+            _LOG.warning("building TensorRT engine %s: %s", engine_path, reason)
+            blob = self._build(onnx_path, enable_fp16)
+            tmp = engine_path.with_name(f".{engine_path.name}.tmp")
+            engine_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(blob)
+            os.replace(tmp, engine_path)
+            _sidecar(engine_path).write_text(json.dumps(asdict(key), indent=2))
+            engine = self._deserialize(blob)
+            if engine is None:
+                raise ModelFileError(f"TensorRT engine built from {onnx_path} does not load")
+        self._engine = engine
+        self._context = engine.create_execution_context()
+        self.name = "tensorrt-fp16" if enable_fp16 else "tensorrt-fp32"
+        self._stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
+        self._buffers: dict[str, tuple[int, np.ndarray]] = {}
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            shape = tuple(engine.get_tensor_shape(name))
+            host = np.empty(shape, dtype=np.float32)
+            ptr = _check(cudart.cudaMalloc(host.nbytes), "cudaMalloc")
+            self._context.set_tensor_address(name, ptr)
+            self._buffers[name] = (ptr, host)
+
+    def _deserialize(self, blob: bytes):
+        runtime = self._trt.Runtime(self._logger)
+        try:
+            return runtime.deserialize_cuda_engine(blob)
+        except Exception:
+            return None
+
+    def _build(self, onnx_path: Path, fp16: bool) -> bytes:
+        trt = self._trt
+        builder = trt.Builder(self._logger)
+        flags = 0
+        if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):
+            flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, self._logger)
+        if not parser.parse(onnx_path.read_bytes()):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise ModelFileError(f"TensorRT could not parse {onnx_path}: {errors}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 1 << 30)
+        if fp16:
+            config.set_flag(trt.BuilderFlag.FP16)
+        blob = builder.build_serialized_network(network, config)
+        if blob is None:
+            raise ModelFileError(f"TensorRT engine build from {onnx_path} failed (see the log)")
+        return bytes(blob)
+
+    def infer(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(2, 3, S, S) float32 normalized crops -> (2, V, 2) uv, (2, V) depth or None."""
+        cudart = self._cudart
+        s = self.info.input_size
+        check_shape(crops, (2, 3, s, s), "crops")
+        h2d, d2h = (
+            cudart.cudaMemcpyKind.cudaMemcpyHostToDevice,
+            cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost,
+        )
+        ptr, host = self._buffers["crops"]
+        host[...] = crops
+        _check(
+            cudart.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, h2d, self._stream), "copy"
+        )
+        if not self._context.execute_async_v3(self._stream):
+            raise ModelFileError("TensorRT execution failed")
+        outs = {}
+        for name in ("uv", "rel_depth"):
+            if name in self._buffers:
+                p, h = self._buffers[name]
+                _check(
+                    cudart.cudaMemcpyAsync(h.ctypes.data, p, h.nbytes, d2h, self._stream), "copy"
+                )
+                outs[name] = h
+        _check(cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
+        rel = outs.get("rel_depth")
+        return outs["uv"].copy(), (rel.copy() if rel is not None else None)
+
+
+def _check(result, what: str):
+    """Unpack a cuda-python ``(err, value...)`` tuple, raising on an error code."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise ModelFileError(f"CUDA call {what} failed with error {err}")
+    return values[0] if len(values) == 1 else (values or None)
