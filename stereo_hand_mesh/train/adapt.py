@@ -62,9 +62,8 @@ class AdaptSettings:
     Attributes:
         epochs: passes over the unlabelled pairs.
         batch_size: stereo pairs per step.
-        lr: Adam learning rate (constant after a short warm-up). 1e-3: on the synthetic
-            shift, 1e-4 moved the model too little in the budget and 3e-3 no further
-            (README, "Adaptation").
+        lr: Adam learning rate (constant after a short warm-up). 1e-3: in a probe on the
+            synthetic shift, 1e-4 and below moved the model too little within the budget.
         drop: losses removed (weights set to 0), names from :data:`LOSS_NAMES`.
         variant: ``"binocular"`` (z from disparity) or ``"monocular"`` (root-relative
             depth head).

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from stereo_hand_mesh.errors import CheckpointError, ConfigError
+from stereo_hand_mesh.geometry.branch_meshes import BranchMeshes, meshes_from_uv
 from stereo_hand_mesh.model.checkpoint import (
     IMAGENET_NORMALIZATION,
     Checkpoint,
@@ -31,7 +32,6 @@ from stereo_hand_mesh.model.checkpoint import (
 )
 from stereo_hand_mesh.model.network import MeshNet
 from stereo_hand_mesh.train.crops import CropSet
-from stereo_hand_mesh.train.meshes import BranchMeshes, meshes_from_uv
 
 __all__ = [
     "VARIANTS",

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from stereo_hand_mesh.errors import ConfigError
+from stereo_hand_mesh.geometry.branch_meshes import crop_fractions_from_image, meshes_from_uv
 from stereo_hand_mesh.model.checkpoint import (
     IMAGENET_NORMALIZATION,
     model_from_checkpoint,
@@ -36,7 +37,6 @@ from stereo_hand_mesh.train.common import (
     resume_state,
 )
 from stereo_hand_mesh.train.crops import CropSet
-from stereo_hand_mesh.train.meshes import crop_fractions_from_image, meshes_from_uv
 
 __all__ = ["PretrainSettings", "photometric_jitter", "pretrain"]
 

@@ -1,4 +1,7 @@
-"""From the network's per-view (u, v) to metric meshes of both branches (eq. 1), in torch.
+"""From the network's per-view (u, v) to metric meshes of both branches (eq. 1).
+
+One implementation for numpy arrays (the per-frame pipeline, no torch) and torch tensors
+(training, differentiable): the functions use only arithmetic and indexing that both share.
 
 For crop fractions ``f`` (0 = crop's left/top edge, 1 = right/bottom) a vertex sits at image
 pixel ``(x0 + f_u * side, y0 + f_v * side)``. Its disparity ``d = u_l - u_r - (cx_l - cx_r)``
@@ -12,9 +15,11 @@ plus the network's root-relative depth.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-import torch
-from torch import Tensor
+import numpy as np
+
+Tensor = Any  # numpy.ndarray or torch.Tensor (same type in, same type out)
 
 __all__ = ["BranchMeshes", "crop_fractions_from_image", "meshes_from_uv"]
 
@@ -42,6 +47,19 @@ class BranchMeshes:
     def mean(self) -> Tensor:
         """(B, V, 3) the average of the two branches, metres."""
         return 0.5 * (self.left + self.right)
+
+
+def _clamp_min(x: Tensor, low: float) -> Tensor:
+    return np.maximum(x, low) if isinstance(x, np.ndarray) else x.clamp_min(low)
+
+
+def _xyz(x: Tensor, y: Tensor, z: Tensor) -> Tensor:
+    """Stack three (B, V) arrays into (B, V, 3) (numpy or torch, differentiable)."""
+    if isinstance(x, np.ndarray):
+        return np.stack([x, y, z], axis=-1)
+    out = x.new_empty((*x.shape, 3))
+    out[..., 0], out[..., 1], out[..., 2] = x, y, z
+    return out
 
 
 def _image_uv(frac: Tensor, box: Tensor) -> Tensor:
@@ -79,39 +97,36 @@ def meshes_from_uv(
         rel_depth_left: (B, V) monocular variant: left branch's root-relative depth, metres.
         rel_depth_right: (B, V) the right branch's.
         root_weights: (V,) weights of the root joint over vertices (the wrist row of the
-            joint regressor); needed with the relative depths.
+            joint regressor, same array type and dtype); needed with the relative depths.
 
     Returns:
         :class:`BranchMeshes`; differentiable w.r.t. the network outputs.
     """
-    dtype = frac_left.dtype
-    box_left, box_right = box_left.to(dtype), box_right.to(dtype)
-    k_left, k_right, baseline = k_left.to(dtype), k_right.to(dtype), baseline.to(dtype)
+    if not isinstance(frac_left, np.ndarray):
+        dtype = frac_left.dtype
+        box_left, box_right = box_left.to(dtype), box_right.to(dtype)
+        k_left, k_right, baseline = k_left.to(dtype), k_right.to(dtype), baseline.to(dtype)
     uv_l = _image_uv(frac_left, box_left)
     uv_r = _image_uv(frac_right, box_right)
     offset = (k_left[:, 2] - k_right[:, 2])[:, None]
-    disparity = (uv_l[..., 0] - uv_r[..., 0] - offset).clamp_min(MIN_DISPARITY_PX)
+    disparity = _clamp_min(uv_l[..., 0] - uv_r[..., 0] - offset, MIN_DISPARITY_PX)
     fb = (k_left[:, 0] * baseline)[:, None]
     z = fb / disparity  # (B, V)
     z_left = z_right = z
     if rel_depth_left is not None and rel_depth_right is not None:
         if root_weights is None:
             raise ValueError("root_weights expected with relative depths; got None")
-        z_root = fb[:, 0] / (disparity @ root_weights.to(dtype))  # (B,)
+        z_root = fb[:, 0] / (disparity @ root_weights)  # (B,)
         z_left = z_root[:, None] + rel_depth_left
         z_right = z_root[:, None] + rel_depth_right
 
     def unproject(uv: Tensor, depth: Tensor, k: Tensor) -> Tensor:
         x = (uv[..., 0] - k[:, 2:3]) * depth / k[:, 0:1]
         y = (uv[..., 1] - k[:, 3:4]) * depth / k[:, 1:2]
-        return torch.stack([x, y, depth], dim=-1)
+        return _xyz(x, y, depth)
 
     left = unproject(uv_l, z_left, k_left)
     right = unproject(uv_r, z_right, k_right)
-    right = (
-        right
-        + torch.stack([baseline, torch.zeros_like(baseline), torch.zeros_like(baseline)], dim=1)[
-            :, None, :
-        ]
-    )
+    zero = 0.0 * baseline
+    right = right + _xyz(baseline[:, None], zero[:, None], zero[:, None])
     return BranchMeshes(left=left, right=right, uv_left=uv_l, uv_right=uv_r)
