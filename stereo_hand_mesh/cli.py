@@ -21,8 +21,6 @@ Runner = Callable[[argparse.Namespace], int]
 #: Subcommands the product will have (DESIGN.md) that are not built yet, with the issue that
 #: delivers each. ``stereo-hand-mesh <name>`` says so plainly instead of pretending.
 _PLANNED: dict[str, str] = {
-    "export": "ONNX / TensorRT export (issue 6)",
-    "infer": "one stereo pair through the pipeline (issue 6)",
     "bench": "latency benchmarks (issues 6 and 8)",
     "demo": "the simulated stereo camera, hand_mesh_node and the monitor (issue 7)",
 }
@@ -56,6 +54,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
     from stereo_hand_mesh.train.cli import add_training_parsers
 
     runners |= add_training_parsers(sub)
+    from stereo_hand_mesh.runtime.cli import add_runtime_parsers
+
+    runners |= add_runtime_parsers(sub)
     for name, what in _PLANNED.items():
         sub.add_parser(name, help=f"{what} [not built yet]")
         runners[name] = _not_built(name)

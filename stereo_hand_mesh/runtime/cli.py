@@ -1,0 +1,151 @@
+"""The ``export`` and ``infer`` subcommands of ``stereo-hand-mesh``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from stereo_hand_mesh.geometry.camera import StereoRig
+    from stereo_hand_mesh.pipeline import HandEstimate
+    from stereo_hand_mesh.runtime.base import ModelInfo
+
+__all__ = ["add_runtime_parsers"]
+
+
+def add_runtime_parsers(sub: argparse._SubParsersAction) -> dict:
+    """Register export and infer; return {name: runner}."""
+    e = sub.add_parser("export", help="checkpoint -> ONNX (and a TensorRT engine)")
+    e.add_argument("--model", type=Path, default=None, help="checkpoint (default: shipped)")
+    e.add_argument("--onnx", type=Path, required=True, help="ONNX file to write")
+    e.add_argument("--engine", type=Path, default=None, help="also build this TensorRT engine")
+    e.add_argument("--fp16", action="store_true", help="TensorRT engine with FP16")
+    e.add_argument("--opset", type=int, default=17)
+    e.add_argument("--mano", type=Path, default=None, help="MANO file of MANO-topology models")
+
+    i = sub.add_parser("infer", help="one stereo pair from files through the pipeline")
+    i.add_argument("--left", type=Path, required=True, help="left rectified image")
+    i.add_argument("--right", type=Path, required=True, help="right rectified image")
+    i.add_argument("--left-info", type=Path, required=True, help="left camera_info YAML")
+    i.add_argument("--right-info", type=Path, required=True, help="right camera_info YAML")
+    i.add_argument("--handedness", choices=("right", "left"), default="right")
+    i.add_argument(
+        "--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto"
+    )
+    i.add_argument("--model", type=Path, default=None, help=".onnx or .pt (default: shipped)")
+    i.add_argument("--engine", type=Path, default=None, help="TensorRT engine cache")
+    i.add_argument("--roi", type=float, nargs=3, default=None, metavar=("X0", "Y0", "SIDE"))
+    i.add_argument("--min-confidence", type=float, default=0.3)
+    i.add_argument("--json", type=Path, required=True, help="write the result here")
+    i.add_argument("--overlay", type=Path, default=None, help="write an overlay PNG here")
+    return {"export": run_export, "infer": run_infer}
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from stereo_hand_mesh.runtime.export import export_onnx
+
+    out = export_onnx(args.model, args.onnx, args.opset, args.mano)
+    print(f"export: wrote {out}")
+    if args.engine is not None:
+        from stereo_hand_mesh.runtime.tensorrt_backend import TensorRTBackend
+
+        TensorRTBackend(out, args.engine, args.fp16, force_engine_update=True)
+        print(f"export: wrote {args.engine}")
+    return 0
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    from stereo_hand_mesh.data.camera_info_yaml import read_camera_info_yaml
+    from stereo_hand_mesh.data.image_io import read_image_rgb, write_image_png
+    from stereo_hand_mesh.errors import ShapeError
+    from stereo_hand_mesh.geometry.camera import StereoRig
+    from stereo_hand_mesh.hand.joints import JOINT_NAMES
+    from stereo_hand_mesh.pipeline import HandMeshPipeline, PipelineSettings
+    from stereo_hand_mesh.runtime.select import create_backend
+
+    left, right = read_image_rgb(args.left), read_image_rgb(args.right)
+    if left.shape != right.shape:
+        raise ShapeError(
+            f"--right image expected {left.shape[1]}x{left.shape[0]} (the --left size); got "
+            f"{right.shape[1]}x{right.shape[0]}"
+        )
+    rig = StereoRig.from_camera_info(
+        read_camera_info_yaml(args.left_info), read_camera_info_yaml(args.right_info)
+    )
+    choice = create_backend(args.backend, args.model, args.engine)
+    pipeline = HandMeshPipeline(
+        choice.backend,
+        _regressor(choice.backend.info),
+        PipelineSettings(
+            handedness=args.handedness, min_confidence=args.min_confidence, smoothing=False
+        ),
+    )
+    est = pipeline.process(left, right, rig, roi=tuple(args.roi) if args.roi else None)
+    result = {
+        "found": est.found,
+        "reason": est.reason,
+        "confidence": est.confidence,
+        "backend": choice.backend.name,
+        "backend_reason": choice.reason,
+        "handedness": args.handedness,
+        "frame": "left optical frame, metres",
+        "joint_names": list(JOINT_NAMES),
+        "joints": est.joints.tolist() if est.found else None,
+        "vertices": est.vertices.tolist() if est.found else None,
+        "vertex_confidence": est.vertex_confidence.tolist() if est.found else None,
+        "timings_ms": est.timings_ms,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result) + "\n")
+    if args.overlay is not None:
+        write_image_png(args.overlay, _overlay(left, rig, est))
+    status = f"confidence {est.confidence:.2f}" if est.found else est.reason
+    print(f"infer: {choice.reason}; {status}; wrote {args.json}")
+    return 0  # "no hand" is a result (in the JSON), not an error
+
+
+def _regressor(info: ModelInfo) -> np.ndarray:
+    """(21, V) joint regressor of the model's topology (the template hand)."""
+    import numpy as np
+
+    from stereo_hand_mesh.errors import ModelFileError
+    from stereo_hand_mesh.hand import template_hand
+
+    if info.hand_model != "template":
+        raise ModelFileError(
+            f"infer expected a template-topology model; got hand_model {info.hand_model!r}"
+        )
+    hand = template_hand()
+    if hand.topology_hash != info.topology_hash:
+        raise ModelFileError(
+            f"model topology {info.topology_hash} expected the template hand's "
+            f"{hand.topology_hash}"
+        )
+    return np.asarray(hand.joint_regressor)
+
+
+def _overlay(left: np.ndarray, rig: StereoRig, est: HandEstimate) -> np.ndarray:
+    """The left image with the projected joints and skeleton drawn on it."""
+    import cv2
+    import numpy as np
+
+    from stereo_hand_mesh.hand.joints import JOINT_PARENTS
+
+    image = np.ascontiguousarray(left.copy())
+    if not est.found:
+        cv2.putText(image, est.reason, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 64, 64), 2)
+        return image
+    uv = rig.project_left(est.joints)
+    for j, parent in enumerate(JOINT_PARENTS):
+        if parent >= 0:
+            a, b = tuple(int(v) for v in uv[j]), tuple(int(v) for v in uv[parent])
+            cv2.line(image, a, b, (0, 255, 0), 2, cv2.LINE_AA)
+    for p in uv:
+        cv2.circle(image, (int(p[0]), int(p[1])), 3, (255, 0, 0), -1, cv2.LINE_AA)
+    text = f"confidence {est.confidence:.2f}"
+    cv2.putText(image, text, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 0), 2)
+    return image
