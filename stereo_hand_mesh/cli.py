@@ -21,7 +21,6 @@ Runner = Callable[[argparse.Namespace], int]
 #: Subcommands the product will have (DESIGN.md) that are not built yet, with the issue that
 #: delivers each. ``stereo-hand-mesh <name>`` says so plainly instead of pretending.
 _PLANNED: dict[str, str] = {
-    "bench": "latency benchmarks (issues 6 and 8)",
     "demo": "the simulated stereo camera, hand_mesh_node and the monitor (issue 7)",
 }
 

@@ -42,7 +42,45 @@ def add_runtime_parsers(sub: argparse._SubParsersAction) -> dict:
     i.add_argument("--min-confidence", type=float, default=0.3)
     i.add_argument("--json", type=Path, required=True, help="write the result here")
     i.add_argument("--overlay", type=Path, default=None, help="write an overlay PNG here")
-    return {"export": run_export, "infer": run_infer}
+
+    b = sub.add_parser("bench", help="per-stage pipeline latency for each backend")
+    b.add_argument("--json", type=Path, required=True, help="write results here (and .md)")
+    b.add_argument(
+        "--backends", nargs="+", default=["onnxruntime", "torch", "tensorrt"],
+        help="backends to time (unavailable ones are reported as such)",
+    )  # fmt: skip
+    b.add_argument("--pairs", type=int, default=300, help="timed pairs per backend")
+    b.add_argument("--warmup", type=int, default=20)
+    b.add_argument("--threads", type=int, default=0, help="CPU threads (0: defaults)")
+    b.add_argument("--model", type=Path, default=None, help=".onnx or .pt (default: shipped)")
+    b.add_argument("--system", action="store_true", help="whole-graph benchmark (issue 8)")
+    return {"export": run_export, "infer": run_infer, "bench": run_bench}
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import sys
+
+    from stereo_hand_mesh.errors import ConfigError
+    from stereo_hand_mesh.pipeline.bench import bench_pipeline, markdown_table, write_results
+
+    if args.system:
+        print(
+            "stereo-hand-mesh bench --system: not available yet: the system benchmark "
+            "(hand_mesh_node over DDS, issue 8) is not built in this version. Nothing was run.",
+            file=sys.stderr,
+        )
+        return 3
+    if args.pairs < 300:
+        print(f"bench: note: {args.pairs} pairs (the reported figures use >= 300)")
+    if args.pairs < 1:
+        raise ConfigError(f"--pairs expected >= 1; got {args.pairs}")
+    payload = bench_pipeline(
+        args.backends, args.pairs, args.warmup, threads=args.threads, model=args.model
+    )
+    write_results(payload, args.json)
+    print(markdown_table(payload), end="")
+    print(f"bench: wrote {args.json} and {args.json.with_suffix('.md')}")
+    return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
