@@ -25,6 +25,10 @@ def add_runtime_parsers(sub: argparse._SubParsersAction) -> dict:
     e.add_argument("--engine", type=Path, default=None, help="also build this TensorRT engine")
     e.add_argument("--fp16", action="store_true", help="TensorRT engine with FP16")
     e.add_argument("--opset", type=int, default=17)
+    e.add_argument(
+        "--half-weights", action="store_true",
+        help="store weights as float16 in the file (computation stays float32)",
+    )  # fmt: skip
     e.add_argument("--mano", type=Path, default=None, help="MANO file of MANO-topology models")
 
     i = sub.add_parser("infer", help="one stereo pair from files through the pipeline")
@@ -86,7 +90,7 @@ def run_bench(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from stereo_hand_mesh.runtime.export import export_onnx
 
-    out = export_onnx(args.model, args.onnx, args.opset, args.mano)
+    out = export_onnx(args.model, args.onnx, args.opset, args.mano, args.half_weights)
     print(f"export: wrote {out}")
     if args.engine is not None:
         from stereo_hand_mesh.runtime.tensorrt_backend import TensorRTBackend

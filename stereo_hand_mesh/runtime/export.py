@@ -26,8 +26,14 @@ def export_onnx(
     out: str | os.PathLike[str],
     opset: int = DEFAULT_OPSET,
     mano_path: str | os.PathLike[str] | None = None,
+    half_weights: bool = False,
 ) -> Path:
     """Write ``checkpoint`` (the shipped default when None) as an ONNX file, atomically.
+
+    With ``half_weights`` the weights are stored as float16 and cast to float32 inside the
+    graph (the computation stays float32; ONNX Runtime folds the casts at load): half the
+    file. Not lossless even for float16 checkpoints, because the export folds batch norm
+    into the convolutions; the README gives the measured deviation.
 
     Returns:
         The written path.
@@ -76,6 +82,8 @@ def export_onnx(
                 dynamo=False,
             )
         proto = onnx.load(tmp)
+        if half_weights:
+            _store_weights_as_float16(proto)
         entry = proto.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, info.to_json()
         proto.producer_name = "stereo_hand_mesh"
@@ -113,3 +121,23 @@ def read_onnx_info(path: str | os.PathLike[str]) -> ModelInfo:
         f"ONNX model {path} expected '{METADATA_KEY}' metadata (export it with "
         "`stereo-hand-mesh export`); got none"
     )
+
+
+def _store_weights_as_float16(proto) -> None:
+    """Turn every float32 initializer into float16 plus a Cast back to float32."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = proto.graph
+    casts = []
+    for init in list(graph.initializer):
+        if init.data_type != TensorProto.FLOAT:
+            continue
+        half = numpy_helper.from_array(
+            numpy_helper.to_array(init).astype(np.float16), init.name + "__fp16"
+        )
+        graph.initializer.remove(init)
+        graph.initializer.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT))
+    for node in reversed(casts):
+        graph.node.insert(0, node)
