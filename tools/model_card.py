@@ -69,13 +69,20 @@ def main() -> int:
         prov.get("command", ""),
         'python -c "from stereo_hand_mesh.model.checkpoint import release_checkpoint; '
         "release_checkpoint('runs/pretrain/source6k.pt', 'models/default.pt')\"",
-        "stereo-hand-mesh export --model models/default.pt --onnx models/default.onnx",
+        "stereo-hand-mesh export --model models/default.pt --onnx models/default.onnx "
+        "--half-weights",
+        "stereo-hand-mesh eval --data runs/data/source_val --model models/default.pt "
+        "--json benchmarks/results/default_eval_source.json",
+        "stereo-hand-mesh eval --data runs/data/target_test --model models/default.pt "
+        "--json benchmarks/results/default_eval_target.json",
         "```",
         "",
         f"- Seed {prov['settings']['seed']}; settings {prov['settings']}.",
         f"- {tr.get('step')} optimizer steps; wall time {wall_min:.1f} min of training (after "
         f"loading the crops) on {args.hardware or prov.get('device')}.",
-        "- The released file holds the weights and this provenance, without optimizer state.",
+        "- The released files hold float16 weights (cast to float32 on load) and this "
+        "provenance, without optimizer state; the ONNX file stores float16 initializers cast to "
+        "float32 in the graph.",
         "",
         "## Metrics",
         "",
