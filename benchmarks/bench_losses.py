@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_description
+from machine import machine_description, percentile
 
 from stereo_hand_mesh.geometry import CropBox, StereoRig
 from stereo_hand_mesh.geometry.camera_info import CameraInfoFields
@@ -135,13 +135,6 @@ def make_batch(
     est_r = truth + noise * torch.randn(truth.shape, generator=gen)
     pseudo = truth + 0.01 * torch.randn(1, 1, 3, generator=gen)
     return est_l, est_r, pseudo, pseudo.clone(), crops
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -49,20 +50,50 @@ PAPER = {  # seed 000, STB, mean joint error in mm
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--train", type=Path, required=True, help="unlabelled target train")
-    parser.add_argument("--test", type=Path, required=True, help="labelled target test")
+    parser.add_argument("--train", type=Path, help="unlabelled target train")
+    parser.add_argument("--test", type=Path, help="labelled target test")
     parser.add_argument("--init", type=Path, default=None, help="default: the shipped model")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="adapt seeds")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", nargs="+", default=None, help="subset of run names")
     parser.add_argument("--work", type=Path, default=Path("runs/paper_tables"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/paper_tables"))
+    parser.add_argument(
+        "--merge", type=Path, nargs="+", default=None,
+        help="combine the per-seed results of earlier JSON outputs instead of running",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    command = " ".join(["python", "benchmarks/paper_tables.py", *(argv or sys.argv[1:])])
+    if args.merge:
+        payload = merge([json.loads(p.read_text()) for p in args.merge], command)
+    else:
+        if args.train is None or args.test is None:
+            parser.error("--train and --test are required (or --merge)")
+        payload = run(args, command)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(payload))
+    print(markdown(payload))
+    return 0
 
+
+def _summary(result: dict) -> dict:
+    m = result["metrics"]
+    return {
+        "mean_joint_error_mm": m["mean_joint_error_mm"],
+        "median_joint_error_mm": m["median_joint_error_mm"],
+        "root_relative_error_mm": m["root_relative_error_mm"],
+        "auc_20_50": m["auc_20_50"],
+        "vertex_error_mm": result["vertex_error_mm"],
+    }
+
+
+def run(args: argparse.Namespace, command: str) -> dict:
+    """Test directly, then adapt and test every planned run for every seed."""
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     init = args.init or default_model_path()
@@ -70,62 +101,41 @@ def main(argv: list[str] | None = None) -> int:
     train = load_crop_set(args.train, ground_truth=False)
     test = load_crop_set(args.test, ground_truth=True)
     norm = init_ckpt.metadata.get("normalization")
-    runs: dict[str, dict] = {}
     plan = [("binocular", "binocular", ()), ("monocular", "monocular", ())]
     plan += [(f"no_{name}", "binocular", (name,)) for name in LOSS_NAMES]
     wanted = set(args.runs) if args.runs else None
-
-    def record(name: str, result: dict, extra: dict) -> None:
-        m = result["metrics"]
-        runs[name] = {
-            "mean_joint_error_mm": m["mean_joint_error_mm"],
-            "root_relative_error_mm": m["root_relative_error_mm"],
-            "auc_20_50": m["auc_20_50"],
-            "vertex_error_mm": result["vertex_error_mm"],
-            "paper_mm": PAPER.get(name),
-            **extra,
-        }
-        print(f"{name}: {m['mean_joint_error_mm']:.2f} mm", flush=True)
-
+    runs: dict[str, dict] = {}
     for variant in ("binocular", "monocular"):
         name = "test_directly" if variant == "binocular" else "test_directly_monocular"
         model, _ = load_model(init, device)
-        record(name, evaluate_crops(model, test, device, variant, normalization=norm), {})
+        result = evaluate_crops(model, test, device, variant, normalization=norm)
+        runs[name] = {"variant": variant, "drop": [], "per_seed": {"-": _summary(result)}}
+        print(f"{name}: {result['metrics']['mean_joint_error_mm']:.2f} mm", flush=True)
     args.work.mkdir(parents=True, exist_ok=True)
-    for name, variant, drop in plan:
-        if wanted is not None and name not in wanted:
-            continue
-        model, _ = load_model(init, device)
-        settings = AdaptSettings(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            drop=drop,
-            variant=variant,
-            seed=args.seed,
-        )
-        t0 = time.monotonic()
-        out = adapt_crops(
-            train,
-            model,
-            init_ckpt.metadata,
-            args.work / f"{name}.pt",
-            settings,
-            device,
-            overwrite=True,
-            progress=False,
-        )
-        wall = time.monotonic() - t0
-        adapted, _ = load_model(out, device)
-        result = evaluate_crops(adapted, test, device, variant, normalization=norm)
-        record(name, result, {"variant": variant, "drop": list(drop), "adapt_wall_s": wall})
-
-    base = runs["test_directly"]["mean_joint_error_mm"]
-    for r in runs.values():
-        r["change_vs_test_directly_pct"] = 100.0 * (r["mean_joint_error_mm"] - base) / base
+    for seed in args.seeds:
+        for name, variant, drop in plan:
+            if wanted is not None and name not in wanted:
+                continue
+            model, _ = load_model(init, device)
+            settings = AdaptSettings(
+                epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, drop=drop,
+                variant=variant, seed=seed,
+            )  # fmt: skip
+            t0 = time.monotonic()
+            out = adapt_crops(
+                train, model, init_ckpt.metadata, args.work / f"{name}_seed{seed}.pt",
+                settings, device, overwrite=True, progress=False,
+            )  # fmt: skip
+            wall = time.monotonic() - t0
+            adapted, _ = load_model(out, device)
+            result = evaluate_crops(adapted, test, device, variant, normalization=norm)
+            entry = runs.setdefault(name, {"variant": variant, "drop": list(drop), "per_seed": {}})
+            entry["per_seed"][str(seed)] = _summary(result) | {"adapt_wall_s": wall}
+            print(f"{name} seed {seed}: {result['metrics']['mean_joint_error_mm']:.2f} mm "
+                  f"({wall:.0f} s)", flush=True)  # fmt: skip
     payload = {
         "benchmark": "paper_tables",
-        "command": " ".join(["python", "benchmarks/paper_tables.py", *(argv or sys.argv[1:])]),
+        "commands": [command],
         "machine": machine_description() | {"device": str(device)},
         "init": str(init),
         "train": {"path": str(args.train), "pairs": len(train), "skipped": train.skipped},
@@ -134,16 +144,66 @@ def main(argv: list[str] | None = None) -> int:
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "lr": args.lr,
-            "seed": args.seed,
             "steps": args.epochs * (len(train) // args.batch_size),
         },
         "runs": runs,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(payload))
-    print(markdown(payload))
-    return 0
+    return aggregate(payload)
+
+
+def aggregate(payload: dict) -> dict:
+    """Mean and spread over seeds of every run, and the change against test-directly."""
+    for r in payload["runs"].values():
+        errs = [v["mean_joint_error_mm"] for v in r["per_seed"].values()]
+        rel = [v["root_relative_error_mm"] for v in r["per_seed"].values()]
+        r["seeds"] = len(errs)
+        r["mean_joint_error_mm"] = statistics.fmean(errs)
+        r["std_joint_error_mm"] = statistics.pstdev(errs) if len(errs) > 1 else 0.0
+        r["min_joint_error_mm"], r["max_joint_error_mm"] = min(errs), max(errs)
+        r["root_relative_error_mm"] = statistics.fmean(rel)
+        walls = [v["adapt_wall_s"] for v in r["per_seed"].values() if "adapt_wall_s" in v]
+        if walls:
+            r["adapt_wall_s_median"] = statistics.median(walls)
+    base = payload["runs"]["test_directly"]["mean_joint_error_mm"]
+    for name, r in payload["runs"].items():
+        r["paper_mm"] = PAPER.get(name)
+        r["change_vs_test_directly_pct"] = 100.0 * (r["mean_joint_error_mm"] - base) / base
+    return payload
+
+
+def _upgrade(payload: dict) -> dict:
+    """Read a single-seed output of the first version of this script (no ``per_seed``)."""
+    if all("per_seed" in r for r in payload["runs"].values()):
+        return payload
+    seed = str(payload["settings"].pop("seed", 0))
+    keys = ("mean_joint_error_mm", "root_relative_error_mm", "auc_20_50", "vertex_error_mm")
+    for name, r in payload["runs"].items():
+        one = {k: r[k] for k in keys} | {"median_joint_error_mm": r.get("median_joint_error_mm")}
+        if "adapt_wall_s" in r:
+            one["adapt_wall_s"] = r["adapt_wall_s"]
+        key = "-" if name.startswith("test_directly") else seed
+        payload["runs"][name] = {
+            "variant": r.get("variant", "monocular" if "monocular" in name else "binocular"),
+            "drop": r.get("drop", []),
+            "per_seed": {key: one},
+        }
+    payload["commands"] = [payload.pop("command")]
+    return payload
+
+
+def merge(payloads: list[dict], command: str) -> dict:
+    """Combine the per-seed results of several outputs (same data, model and settings)."""
+    payloads = [_upgrade(p) for p in payloads]
+    out = json.loads(json.dumps(payloads[0]))
+    out["commands"] = [c for p in payloads for c in p.get("commands", [p.get("command")])]
+    out["commands"].append(command)
+    for p in payloads[1:]:
+        for key in ("init", "train", "test", "settings"):
+            if p[key] != out[key]:
+                raise SystemExit(f"cannot merge: {key} differs ({p[key]} vs {out[key]})")
+        for name, r in p["runs"].items():
+            out["runs"].setdefault(name, r)["per_seed"].update(r["per_seed"])
+    return aggregate(out)
 
 
 def markdown(payload: dict) -> str:
@@ -155,15 +215,21 @@ def markdown(payload: dict) -> str:
         if r is None:
             return f"| {label} | not run | | | {PAPER.get(name, '')} |"
         change = r["change_vs_test_directly_pct"]
+        spread = (
+            f" ({r['min_joint_error_mm']:.1f}-{r['max_joint_error_mm']:.1f})"
+            if r["seeds"] > 1
+            else ""
+        )
         return (
-            f"| {label} | {r['mean_joint_error_mm']:.2f} | {change:+.0f}% "
+            f"| {label} | {r['mean_joint_error_mm']:.2f}{spread} | {change:+.0f}% "
             f"| {r['root_relative_error_mm']:.2f} | {PAPER.get(name, '')} |"
         )
 
     lines = [
         "Table 1 (synthetic source -> target; mean 3D joint error, mm)",
         "",
-        "| model | ours (mm) | vs test-directly | root-relative (mm) | paper, STB (mm) |",
+        "| model | ours (mm), mean over seeds (min-max) | vs test-directly "
+        "| root-relative (mm) | paper, STB (mm) |",
         "|---|---|---|---|---|",
         row("Test-directly", "test_directly"),
         row("Self-supervised (monocular)", "monocular"),
@@ -171,7 +237,8 @@ def markdown(payload: dict) -> str:
         "",
         "Table 2 (binocular, each loss removed in turn)",
         "",
-        "| removed loss | ours (mm) | vs test-directly | root-relative (mm) | paper, STB (mm) |",
+        "| removed loss | ours (mm), mean over seeds (min-max) | vs test-directly "
+        "| root-relative (mm) | paper, STB (mm) |",
         "|---|---|---|---|---|",
         row("none", "binocular"),
     ]
@@ -181,8 +248,9 @@ def markdown(payload: dict) -> str:
         "",
         f"{payload['train']['pairs']} unlabelled target pairs, {s['epochs']} epochs "
         f"({s['steps']} steps of {s['batch_size']} pairs), lr {s['lr']}; "
-        f"{payload['test']['pairs']} test pairs; {payload['machine']['cpu']}, "
-        f"device {payload['machine']['device']}.",
+        f"{payload['test']['pairs']} test pairs; seeds: "
+        f"{sorted({k for r in runs.values() for k in r['per_seed'] if k != '-'})}; "
+        f"{payload['machine']['cpu']}, device {payload['machine']['device']}.",
         "",
     ]
     return "\n".join(lines)

@@ -8,9 +8,7 @@ the node that builds them is not part of this release (``publish`` is null in th
 
 from __future__ import annotations
 
-import math
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -18,39 +16,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["bench_pipeline", "machine_description"]
+from stereo_hand_mesh._machine import machine_description, percentile
 
-
-def machine_description() -> dict[str, Any]:
-    """CPU model, cores, Python and library versions."""
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    import onnxruntime
-
-    desc: dict[str, Any] = {
-        "cpu": cpu,
-        "logical_cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "onnxruntime": onnxruntime.__version__,
-    }
-    return desc
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+__all__ = ["bench_pipeline", "markdown_table", "write_results"]
 
 
 def _pairs(count: int, seed: int) -> list[Any]:
@@ -146,10 +114,10 @@ def bench_pipeline(
                 "available": True,
                 "reason": chosen.reason,
                 "pipeline_p50_ms": statistics.median(totals),
-                "pipeline_p95_ms": _percentile(totals, 0.95),
+                "pipeline_p95_ms": percentile(totals, 0.95),
                 "pairs_with_hand": found,
                 "stages": {
-                    k: {"p50_ms": statistics.median(v), "p95_ms": _percentile(v, 0.95)}
+                    k: {"p50_ms": statistics.median(v), "p95_ms": percentile(v, 0.95)}
                     for k, v in stages.items()
                     if v
                 }

@@ -27,7 +27,6 @@ from stereo_hand_mesh.losses.stereo import stereo_self_supervised_loss
 from stereo_hand_mesh.model.checkpoint import (
     load_checkpoint,
     model_from_checkpoint,
-    save_checkpoint,
 )
 from stereo_hand_mesh.model.network import MeshNet
 from stereo_hand_mesh.train.common import (
@@ -42,6 +41,7 @@ from stereo_hand_mesh.train.common import (
     load_model,
     predict_meshes,
     resume_state,
+    save_run,
     topology_of,
 )
 from stereo_hand_mesh.train.crops import CropSet, load_crop_set
@@ -287,34 +287,32 @@ def adapt_crops(
             log.write(row)
             bar.set_postfix(loss=f"{row['total']:.4f}")
         if dist.is_main and (step % settings.save_every == 0 or step == total):
-            _save(out, model, metadata, opt, step, total, settings, time.monotonic() - t0)
+            save_run(
+                out,
+                model,
+                metadata,
+                opt,
+                step,
+                total,
+                "adapt",
+                settings.to_dict(),
+                time.monotonic() - t0,
+            )
     bar.close()
     if dist.is_main and step < total:
-        _save(out, model, metadata, opt, step, total, settings, time.monotonic() - t0)
+        save_run(
+            out,
+            model,
+            metadata,
+            opt,
+            step,
+            total,
+            "adapt",
+            settings.to_dict(),
+            time.monotonic() - t0,
+        )
     dist.barrier()
     return out
-
-
-def _save(
-    out: Path,
-    model: MeshNet,
-    metadata: dict[str, Any],
-    opt: torch.optim.Optimizer,
-    step: int,
-    total: int,
-    settings: AdaptSettings,
-    wall_s: float,
-) -> None:
-    training = {
-        "kind": "adapt",
-        "step": step,
-        "total_steps": total,
-        "finished": step >= total,
-        "optimizer": opt.state_dict(),
-        "settings": settings.to_dict(),
-        "wall_s_this_process": wall_s,
-    }
-    save_checkpoint(out, model, metadata, training)
 
 
 def adapt(

@@ -349,6 +349,32 @@ def resume_state(out: Path, kind: str, overwrite: bool) -> Checkpoint | None:
     return ckpt
 
 
+def save_run(
+    out: Path,
+    model: MeshNet,
+    metadata: dict[str, Any],
+    opt: torch.optim.Optimizer,
+    step: int,
+    total: int,
+    kind: str,
+    settings: dict[str, Any],
+    wall_s: float,
+) -> None:
+    """Write a run's resumable checkpoint (weights, metadata, optimizer state, progress)."""
+    from stereo_hand_mesh.model.checkpoint import save_checkpoint
+
+    training = {
+        "kind": kind,
+        "step": step,
+        "total_steps": total,
+        "finished": step >= total,
+        "optimizer": opt.state_dict(),
+        "settings": settings,
+        "wall_s_this_process": wall_s,
+    }
+    save_checkpoint(out, model, metadata, training)
+
+
 class CsvLog:
     """Append-only CSV log of a run (``<out>.csv``); columns fixed by the first row.
 

@@ -23,7 +23,6 @@ from stereo_hand_mesh.geometry.branch_meshes import crop_fractions_from_image, m
 from stereo_hand_mesh.model.checkpoint import (
     IMAGENET_NORMALIZATION,
     model_from_checkpoint,
-    save_checkpoint,
 )
 from stereo_hand_mesh.model.network import MeshNet, MeshNetConfig
 from stereo_hand_mesh.train.common import (
@@ -35,6 +34,7 @@ from stereo_hand_mesh.train.common import (
     init_distributed,
     normalize_crops,
     resume_state,
+    save_run,
 )
 from stereo_hand_mesh.train.crops import CropSet
 
@@ -215,34 +215,32 @@ def pretrain(
             log.write(row)
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         if dist.is_main and (step % settings.save_every == 0 or step == total):
-            _save(out, model, metadata, opt, step, total, settings, time.monotonic() - t0)
+            save_run(
+                out,
+                model,
+                metadata,
+                opt,
+                step,
+                total,
+                "pretrain",
+                asdict(settings),
+                time.monotonic() - t0,
+            )
     bar.close()
     if dist.is_main and step < total:
-        _save(out, model, metadata, opt, step, total, settings, time.monotonic() - t0)
+        save_run(
+            out,
+            model,
+            metadata,
+            opt,
+            step,
+            total,
+            "pretrain",
+            asdict(settings),
+            time.monotonic() - t0,
+        )
     dist.barrier()
     return out
-
-
-def _save(
-    out: Path,
-    model: MeshNet,
-    metadata: dict[str, Any],
-    opt: torch.optim.Optimizer,
-    step: int,
-    total: int,
-    settings: PretrainSettings,
-    wall_s: float,
-) -> None:
-    training = {
-        "kind": "pretrain",
-        "step": step,
-        "total_steps": total,
-        "finished": step >= total,
-        "optimizer": opt.state_dict(),
-        "settings": asdict(settings),
-        "wall_s_this_process": wall_s,
-    }
-    save_checkpoint(out, model, metadata, training)
 
 
 def _target_fractions(crops: CropSet, rows: Tensor) -> tuple[Tensor, Tensor]:
