@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,17 +30,17 @@ from stereo_hand_mesh.model.checkpoint import (
 from stereo_hand_mesh.model.network import MeshNet
 from stereo_hand_mesh.train.common import (
     VARIANTS,
-    CsvLog,
     HandTopology,
     NetworkPass,
+    RunRecorder,
     batches_of_step,
     default_model_path,
     hand_topology,
     init_distributed,
     load_model,
+    predict_all_meshes,
     predict_meshes,
     resume_state,
-    save_run,
     topology_of,
 )
 from stereo_hand_mesh.train.crops import CropSet, load_crop_set
@@ -121,7 +120,6 @@ class AdaptSettings:
         return out
 
 
-@torch.no_grad()
 def pseudo_labels(
     model: MeshNet,
     crops: CropSet,
@@ -136,18 +134,7 @@ def pseudo_labels(
     Returns:
         ``(left, right)``: (N, V, 3) float32 metres, left optical frame, on the CPU.
     """
-    was = model.training
-    model.eval()
-    lefts, rights = [], []
-    for start in range(0, len(crops), batch_size):
-        rows = torch.arange(start, min(start + batch_size, len(crops)))
-        meshes = predict_meshes(
-            model, crops, rows, device, variant, normalization=normalization, topology=topology
-        )
-        lefts.append(meshes.left.cpu())
-        rights.append(meshes.right.cpu())
-    model.train(was)
-    return torch.cat(lefts), torch.cat(rights)
+    return predict_all_meshes(model, crops, device, variant, batch_size, normalization, topology)
 
 
 def _stereo_crops(crops: CropSet, rows: Tensor, device: torch.device) -> StereoCrops:
@@ -200,7 +187,6 @@ def adapt_crops(
     Returns:
         ``out``.
     """
-    from tqdm import tqdm
 
     if crops.vertices is not None or crops.joints is not None:
         raise ConfigError("adapt expected an unlabelled crop set; got one with ground truth")
@@ -228,11 +214,6 @@ def adapt_crops(
     loss_settings = StereoLossSettings(weights=settings.effective_weights)
     per_epoch = max(len(crops) // settings.batch_size, 1)
     total = settings.epochs * per_epoch
-    log = (
-        CsvLog(out.with_name(out.name + ".csv"), resume is not None, start)
-        if dist.is_main
-        else None
-    )
     net = dist.wrap(NetworkPass(model, settings.variant))
     metadata = {
         **{k: v for k, v in init_metadata.items() if k not in ("config", "input_size")},
@@ -247,14 +228,10 @@ def adapt_crops(
             **(provenance or {}),
         },
     }
-    bar = tqdm(
-        total=total,
-        initial=start,
-        desc="adapt",
-        disable=not (progress and dist.is_main),
-        unit="step",
-    )
-    t0 = time.monotonic()
+    recorder = RunRecorder(
+        out, "adapt", metadata, settings.to_dict(), dist, start, total,
+        settings.log_every, settings.save_every, progress,
+    )  # fmt: skip
     step = start
     model.train()
     warm = max(total // 20, 1)
@@ -280,38 +257,17 @@ def adapt_crops(
         terms.total.backward()
         opt.step()
         step += 1
-        bar.update(1)
-        if log is not None and (step % settings.log_every == 0 or step == total):
-            row: dict[str, Any] = {"step": step, "epoch": step // per_epoch}
-            row |= {k: float(v.detach()) for k, v in terms.as_dict().items()}
-            log.write(row)
-            bar.set_postfix(loss=f"{row['total']:.4f}")
-        if dist.is_main and (step % settings.save_every == 0 or step == total):
-            save_run(
-                out,
-                model,
-                metadata,
-                opt,
-                step,
-                total,
-                "adapt",
-                settings.to_dict(),
-                time.monotonic() - t0,
-            )
-    bar.close()
-    if dist.is_main and step < total:
-        save_run(
-            out,
-            model,
-            metadata,
-            opt,
+        recorder.step_done(
             step,
-            total,
-            "adapt",
-            settings.to_dict(),
-            time.monotonic() - t0,
+            model,
+            opt,
+            lambda step=step, terms=terms: {
+                "epoch": step // per_epoch,
+                **{k: float(v.detach()) for k, v in terms.as_dict().items()},
+                "loss": float(terms.total.detach()),
+            },
         )
-    dist.barrier()
+    recorder.close(step, model, opt)
     return out
 
 

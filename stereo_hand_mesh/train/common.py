@@ -14,6 +14,7 @@ import csv
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,35 @@ def predict_meshes(
     )
 
 
+@torch.no_grad()
+def predict_all_meshes(
+    model: MeshNet,
+    crops: CropSet,
+    device: torch.device,
+    variant: str = "binocular",
+    batch_size: int = 32,
+    normalization: dict[str, Any] | None = None,
+    topology: HandTopology | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Both branches' meshes for every pair, the network in eval mode (restored after).
+
+    Returns:
+        ``(left, right)``: (N, V, 3) float32 metres, left optical frame, on the CPU.
+    """
+    was = model.training
+    model.eval()
+    lefts, rights = [], []
+    for start in range(0, len(crops), batch_size):
+        rows = torch.arange(start, min(start + batch_size, len(crops)))
+        meshes = predict_meshes(
+            model, crops, rows, device, variant, normalization=normalization, topology=topology
+        )
+        lefts.append(meshes.left.cpu())
+        rights.append(meshes.right.cpu())
+    model.train(was)
+    return torch.cat(lefts), torch.cat(rights)
+
+
 @dataclass(frozen=True)
 class Distributed:
     """This process's place in a torchrun job (world 1 when not under torchrun).
@@ -373,6 +403,85 @@ def save_run(
         "wall_s_this_process": wall_s,
     }
     save_checkpoint(out, model, metadata, training)
+
+
+class RunRecorder:
+    """Progress bar, CSV log and checkpoints of one pretrain or adapt run.
+
+    Only rank 0 logs and writes; every rank waits for it at :meth:`close`.
+
+    Args:
+        out: the run's checkpoint path (the log is ``<out>.csv``).
+        kind: ``"pretrain"`` or ``"adapt"``.
+        metadata: checkpoint metadata.
+        settings: the run's settings as plain types.
+        dist: the process's place in the job.
+        start: the step the run (re)starts from.
+        total: the run's last step.
+        log_every: steps between log rows.
+        save_every: steps between checkpoints.
+        progress: show the progress bar.
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        kind: str,
+        metadata: dict[str, Any],
+        settings: dict[str, Any],
+        dist: Distributed,
+        start: int,
+        total: int,
+        log_every: int,
+        save_every: int,
+        progress: bool,
+    ) -> None:
+        from tqdm import tqdm
+
+        self.out, self.kind, self.metadata, self.settings = out, kind, metadata, settings
+        self.dist, self.total = dist, total
+        self.log_every, self.save_every = log_every, save_every
+        self.log = (
+            CsvLog(out.with_name(out.name + ".csv"), start > 0, start) if dist.is_main else None
+        )
+        self.bar = tqdm(
+            total=total,
+            initial=start,
+            desc=kind,
+            disable=not (progress and dist.is_main),
+            unit="step",
+        )
+        self._t0 = time.monotonic()
+
+    def _save(self, model: MeshNet, opt: torch.optim.Optimizer, step: int) -> None:
+        save_run(
+            self.out, model, self.metadata, opt, step, self.total, self.kind, self.settings,
+            time.monotonic() - self._t0,
+        )  # fmt: skip
+
+    def step_done(
+        self,
+        step: int,
+        model: MeshNet,
+        opt: torch.optim.Optimizer,
+        row: Callable[[], dict[str, Any]],
+    ) -> None:
+        """After optimizer step ``step``: bar, log row (built only when due), checkpoint."""
+        self.bar.update(1)
+        last = step == self.total
+        if self.log is not None and (step % self.log_every == 0 or last):
+            values = {"step": step, **row()}
+            self.log.write(values)
+            self.bar.set_postfix(loss=f"{values['loss']:.4f}")
+        if self.dist.is_main and (step % self.save_every == 0 or last):
+            self._save(model, opt, step)
+
+    def close(self, step: int, model: MeshNet, opt: torch.optim.Optimizer) -> None:
+        """End the run at ``step``: save an interrupted run, then wait for every rank."""
+        self.bar.close()
+        if self.dist.is_main and step < self.total:
+            self._save(model, opt, step)
+        self.dist.barrier()
 
 
 class CsvLog:

@@ -17,7 +17,7 @@ from stereo_hand_mesh.train.common import (
     HandTopology,
     hand_topology,
     load_model,
-    predict_meshes,
+    predict_all_meshes,
     topology_of,
 )
 from stereo_hand_mesh.train.crops import CropSet, load_crop_set
@@ -42,22 +42,13 @@ def evaluate_crops(
         ``{"metrics": joint_metrics(...), "vertex_error_mm": float, "pairs": N}``.
     """
     topo = topology or hand_topology()
-    was = model.training
-    model.eval()
-    joints, verts = [], []
-    for start in range(0, len(crops), batch_size):
-        rows = torch.arange(start, min(start + batch_size, len(crops)))
-        mesh = predict_meshes(
-            model, crops, rows, device, variant, normalization=normalization, topology=topo
-        )
-        joints.append(topo.joints(mesh.mean).cpu())
-        verts.append(mesh.mean.cpu())
-    model.train(was)
-    pred = torch.cat(joints).double().numpy()
-    gt = crops.joints.double().numpy()
-    vert_err = np.linalg.norm(
-        torch.cat(verts).double().numpy() - crops.vertices.double().numpy(), axis=-1
+    left, right = predict_all_meshes(
+        model, crops, device, variant, batch_size, normalization, topo
     )
+    mean = 0.5 * (left + right)
+    pred = topo.joints(mean).double().numpy()
+    gt = crops.joints.double().numpy()
+    vert_err = np.linalg.norm(mean.double().numpy() - crops.vertices.double().numpy(), axis=-1)
     return {
         "metrics": joint_metrics(pred, gt),
         "vertex_error_mm": float(vert_err.mean() * 1e3),

@@ -10,7 +10,6 @@ box jitter; photometric jitter (gain, contrast, colour balance, noise) is applie
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,15 +25,14 @@ from stereo_hand_mesh.model.checkpoint import (
 )
 from stereo_hand_mesh.model.network import MeshNet, MeshNetConfig
 from stereo_hand_mesh.train.common import (
-    CsvLog,
     HandTopology,
     NetworkPass,
+    RunRecorder,
     batches_of_step,
     hand_topology,
     init_distributed,
     normalize_crops,
     resume_state,
-    save_run,
 )
 from stereo_hand_mesh.train.crops import CropSet
 
@@ -133,7 +131,6 @@ def pretrain(
     Returns:
         ``out``.
     """
-    from tqdm import tqdm
 
     if crops.vertices is None or crops.joints is None:
         raise ConfigError("pretrain expected a crop set with ground truth; got none")
@@ -163,11 +160,6 @@ def pretrain(
         opt.load_state_dict(resume.training["optimizer"])
     per_epoch = max(len(crops) // settings.batch_size, 1)
     total = settings.epochs * per_epoch
-    log = (
-        CsvLog(out.with_name(out.name + ".csv"), resume is not None, start)
-        if dist.is_main
-        else None
-    )
     variant = "monocular" if monocular_head else "binocular"
     net = dist.wrap(NetworkPass(model, variant))
     metadata = {
@@ -182,14 +174,10 @@ def pretrain(
             **(provenance or {}),
         },
     }
-    bar = tqdm(
-        total=total,
-        initial=start,
-        desc="pretrain",
-        disable=not (progress and dist.is_main),
-        unit="step",
-    )
-    t0 = time.monotonic()
+    recorder = RunRecorder(
+        out, "pretrain", metadata, asdict(settings), dist, start, total,
+        settings.log_every, settings.save_every, progress,
+    )  # fmt: skip
     step = start
     model.train()
     while step < total:
@@ -206,40 +194,18 @@ def pretrain(
         loss.backward()
         opt.step()
         step += 1
-        bar.update(1)
-        if log is not None and (step % settings.log_every == 0 or step == total):
-            row = {"step": step, "epoch": step // per_epoch, "lr": opt.param_groups[0]["lr"]}
-            row |= {k: float(v.detach()) for k, v in terms.items()} | {
-                "loss": float(loss.detach())
-            }
-            log.write(row)
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-        if dist.is_main and (step % settings.save_every == 0 or step == total):
-            save_run(
-                out,
-                model,
-                metadata,
-                opt,
-                step,
-                total,
-                "pretrain",
-                asdict(settings),
-                time.monotonic() - t0,
-            )
-    bar.close()
-    if dist.is_main and step < total:
-        save_run(
-            out,
-            model,
-            metadata,
-            opt,
+        recorder.step_done(
             step,
-            total,
-            "pretrain",
-            asdict(settings),
-            time.monotonic() - t0,
+            model,
+            opt,
+            lambda step=step, terms=terms, loss=loss: {
+                "epoch": step // per_epoch,
+                "lr": opt.param_groups[0]["lr"],
+                **{k: float(v.detach()) for k, v in terms.items()},
+                "loss": float(loss.detach()),
+            },
         )
-    dist.barrier()
+    recorder.close(step, model, opt)
     return out
 
 
