@@ -160,10 +160,12 @@ class HandMeshPipeline:
             right: (H, W, 3) uint8 RGB right rectified image.
             rig: the rectified rig (from the two CameraInfo).
             stamp_s: time of the pair, seconds (for the filter); None for single images.
-            roi: optional external region ``(x0, y0, side)`` in left image pixels.
+            roi: optional external region ``(x0, y0, side)`` in left image pixels (right
+                hands only).
 
         Raises:
             ShapeError: images of different sizes, or not matching the CameraInfo size.
+            ConfigError: an ``roi`` with handedness ``left``, or an invalid ``roi``.
         """
         t0 = time.perf_counter()
         times: dict[str, float] = {}
@@ -177,7 +179,10 @@ class HandMeshPipeline:
             left, right = np.ascontiguousarray(right[:, ::-1]), np.ascontiguousarray(left[:, ::-1])
             k_l, k_r = _mirror_rig_arrays(rig)
             if roi is not None:
-                roi = None  # an ROI is given in the original left image; not mirrored here
+                raise ConfigError(
+                    "roi expected handedness 'right' (a left-image ROI has no place in the "
+                    "mirrored pair); got handedness 'left' with an roi"
+                )
         else:
             k_l = np.array([rig.left.fx, rig.left.fy, rig.left.cx, rig.left.cy])
             k_r = np.array([rig.right.fx, rig.right.fy, rig.right.cx, rig.right.cy])
