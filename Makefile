@@ -1,6 +1,8 @@
 # The two commands of the README: `make demo` and `make test`.
 # Every ROS 2 process started from here stays on loopback.
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+# Fast DDS over shared memory only, with segments large enough for images (see the file).
+export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_shm.xml
 
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -23,6 +23,8 @@ os.environ.pop("ROS_LOCALHOST_ONLY", None)
 os.environ["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 90)
 
 REPO = Path(__file__).resolve().parents[1]
+# Shared memory only, with segments that hold whole images (config/fastdds_shm.xml says why).
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm.xml"))
 
 
 @pytest.fixture(params=["cpu", "cuda"])

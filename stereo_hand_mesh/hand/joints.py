@@ -35,6 +35,7 @@ __all__ = [
     "WRIST",
     "joints_ours_from_stb",
     "palm_center",
+    "palm_frame",
     "stb_from_ours",
 ]
 
@@ -123,3 +124,48 @@ def joints_ours_from_stb(joints_stb: np.ndarray) -> np.ndarray:
     out = np.array(joints_stb[..., STB_TO_OURS, :], copy=True)
     out[..., WRIST, :] = 2.0 * joints_stb[..., 0, :] - out[..., _MIDDLE_MCP, :]
     return out
+
+
+_INDEX_MCP = JOINT_NAMES.index("index_mcp")
+_LITTLE_MCP = JOINT_NAMES.index("little_mcp")
+
+
+def palm_frame(joints: np.ndarray, handedness: str = "right") -> tuple[np.ndarray, np.ndarray]:
+    """The palm (grasp) frame of one skeleton.
+
+    Origin: :func:`palm_center`. Axes (columns of the rotation, a right-handed frame):
+
+    * y: from the wrist toward middle_mcp (along the fingers);
+    * z: the palm normal, pointing out of the palmar side (where a grasped object sits),
+      made orthogonal to y;
+    * x: ``y x z``, which points toward the thumb side for a right hand and toward the little
+      finger for a left hand.
+
+    Args:
+        joints: (21, 3) joints in our order, metres (any unit).
+        handedness: ``"right"`` or ``"left"`` (the palmar side of a left hand is mirrored).
+
+    Returns:
+        (origin (3,), rotation (3, 3)) with ``rotation[:, k]`` the k-th axis in the joints'
+        frame.
+
+    Raises:
+        ValueError: ``joints`` is not (21, 3), handedness is unknown, or the palm is
+            degenerate (coincident joints).
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.shape != (NUM_JOINTS, 3):
+        raise ValueError(f"joints expected shape ({NUM_JOINTS}, 3); got {joints.shape}")
+    if handedness not in ("right", "left"):
+        raise ValueError(f"handedness expected 'right' or 'left'; got {handedness!r}")
+    y = joints[_MIDDLE_MCP] - joints[WRIST]
+    across = joints[_INDEX_MCP] - joints[_LITTLE_MCP]
+    normal = np.cross(across, y) if handedness == "right" else np.cross(y, across)
+    ny, nn = np.linalg.norm(y), np.linalg.norm(normal)
+    if not (ny > 1e-9 and nn > 1e-12):
+        raise ValueError("palm frame expected distinct wrist, index, middle and little joints")
+    y = y / ny
+    z = normal - y * float(normal @ y)
+    z /= np.linalg.norm(z)
+    x = np.cross(y, z)
+    return palm_center(joints), np.stack([x, y, z], axis=1)

@@ -23,15 +23,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stereo_hand_mesh.errors import ConfigError, ShapeError
+from stereo_hand_mesh.errors import ConfigError, ModelFileError, ShapeError
 from stereo_hand_mesh.geometry.branch_meshes import meshes_from_uv
 from stereo_hand_mesh.geometry.camera import StereoRig
 from stereo_hand_mesh.geometry.crop import cut_crop
 from stereo_hand_mesh.pipeline.filter import OneEuroFilter
 from stereo_hand_mesh.pipeline.locator import LocatorSettings, StereoBoxes, locate_hand
-from stereo_hand_mesh.runtime.base import Backend, normalize_crops_numpy
+from stereo_hand_mesh.runtime.base import Backend, ModelInfo, normalize_crops_numpy
 
-__all__ = ["HANDEDNESS", "HandEstimate", "HandMeshPipeline", "PipelineSettings"]
+__all__ = [
+    "HANDEDNESS",
+    "HandEstimate",
+    "HandMeshPipeline",
+    "PipelineSettings",
+    "joint_regressor_for",
+]
 
 HANDEDNESS = ("right", "left")
 
@@ -101,6 +107,28 @@ class HandEstimate:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+def joint_regressor_for(info: ModelInfo) -> np.ndarray:
+    """(21, V) joint regressor of a model's topology (the template hand).
+
+    Raises:
+        ModelFileError: the model was trained on another topology (e.g. MANO's, whose
+            regressor the pipeline does not ship).
+    """
+    from stereo_hand_mesh.hand import template_hand
+
+    if info.hand_model != "template":
+        raise ModelFileError(
+            f"the pipeline expected a template-topology model; got hand_model {info.hand_model!r}"
+        )
+    hand = template_hand()
+    if hand.topology_hash != info.topology_hash:
+        raise ModelFileError(
+            f"model topology {info.topology_hash} expected the template hand's "
+            f"{hand.topology_hash}"
+        )
+    return np.asarray(hand.joint_regressor)
+
+
 def _mirror_rig_arrays(rig: StereoRig) -> tuple[np.ndarray, np.ndarray]:
     """Intrinsics [fx, fy, cx, cy] of the mirrored pair's (left, right) cameras."""
     w = rig.left.width
@@ -138,6 +166,12 @@ class HandMeshPipeline:
         self._filter = OneEuroFilter(self.settings.filter_min_cutoff_hz, self.settings.filter_beta)
         self._previous: HandEstimate | None = None
         self._previous_disparity: float | None = None
+
+    def update_settings(self, settings: PipelineSettings) -> None:
+        """Apply new settings from the next pair on (the filter restarts)."""
+        self.settings = settings
+        self._filter = OneEuroFilter(settings.filter_min_cutoff_hz, settings.filter_beta)
+        self.reset()
 
     def reset(self) -> None:
         """Forget the tracking state and the filter (e.g. after a model swap)."""

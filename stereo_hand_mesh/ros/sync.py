@@ -66,6 +66,8 @@ class _FallbackPolicy:
         self._slop_ns = 0 if not settings.approximate else round(settings.slop_s * 1e9)
         self._callback = callback
         self.dropped = 0
+        #: stamp spread of the last attempt that failed the slop test, nanoseconds
+        self.last_spread_ns = 0
 
     def add(self, index: int, msg: Any) -> None:
         queue = self._queues[index]
@@ -86,6 +88,7 @@ class _FallbackPolicy:
             chosen.append(min(queue, key=lambda item: abs(item[0] - stamp)))
         stamps = [s for s, _ in chosen]
         if max(stamps) - min(stamps) > self._slop_ns:
+            self.last_spread_ns = max(stamps) - min(stamps)
             return
         for j, queue in enumerate(self._queues):
             while queue and queue[0][0] <= chosen[j][0]:
@@ -113,6 +116,8 @@ class Synchronizer:
         prefer_native: bool = True,
     ) -> None:
         self._policy: _FallbackPolicy | None = None
+        #: messages received per input (in ``inputs`` order)
+        self.received = [0] * len(inputs)
         if prefer_native and _mf is not None:  # pragma: no cover - depends on installation
             subs = [_mf.Subscriber(node, t, topic, qos_profile=qos) for t, topic in inputs]
             if settings.approximate:
@@ -120,6 +125,8 @@ class Synchronizer:
             else:
                 sync = _mf.TimeSynchronizer(subs, settings.queue_size)
             sync.registerCallback(callback)
+            for i, sub in enumerate(subs):
+                sub.registerCallback(self._make_counter(i))
             self.backend = "message_filters"
             self.subscriptions = [*subs, sync]
             return
@@ -130,14 +137,26 @@ class Synchronizer:
             for i, (t, topic) in enumerate(inputs)
         ]
 
+    def _make_counter(self, index: int) -> Callable[[Any], None]:  # pragma: no cover
+        def count(_: Any) -> None:
+            self.received[index] += 1
+
+        return count
+
     def _make_cb(self, index: int) -> Callable[[Any], None]:
         policy = self._policy
         assert policy is not None
 
         def cb(msg: Any) -> None:
+            self.received[index] += 1
             policy.add(index, msg)
 
         return cb
+
+    @property
+    def last_spread_s(self) -> float:
+        """Stamp spread of the last set that failed the slop test, seconds (fallback only)."""
+        return 0.0 if self._policy is None else self._policy.last_spread_ns / 1e9
 
     @property
     def dropped(self) -> int:

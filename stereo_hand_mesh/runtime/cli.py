@@ -5,14 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from stereo_hand_mesh.geometry.camera import StereoRig
-    from stereo_hand_mesh.pipeline import HandEstimate
-    from stereo_hand_mesh.runtime.base import ModelInfo
 
 __all__ = ["add_runtime_parsers"]
 
@@ -107,6 +99,8 @@ def run_infer(args: argparse.Namespace) -> int:
     from stereo_hand_mesh.geometry.camera import StereoRig
     from stereo_hand_mesh.hand.joints import JOINT_NAMES
     from stereo_hand_mesh.pipeline import HandMeshPipeline, PipelineSettings
+    from stereo_hand_mesh.pipeline.estimator import joint_regressor_for
+    from stereo_hand_mesh.pipeline.overlay import draw_overlay
     from stereo_hand_mesh.runtime.select import create_backend
 
     left, right = read_image_rgb(args.left), read_image_rgb(args.right)
@@ -121,7 +115,7 @@ def run_infer(args: argparse.Namespace) -> int:
     choice = create_backend(args.backend, args.model, args.engine)
     pipeline = HandMeshPipeline(
         choice.backend,
-        _regressor(choice.backend.info),
+        joint_regressor_for(choice.backend.info),
         PipelineSettings(
             handedness=args.handedness, min_confidence=args.min_confidence, smoothing=False
         ),
@@ -144,50 +138,7 @@ def run_infer(args: argparse.Namespace) -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result) + "\n")
     if args.overlay is not None:
-        write_image_png(args.overlay, _overlay(left, rig, est))
+        write_image_png(args.overlay, draw_overlay(left, rig, est))
     status = f"confidence {est.confidence:.2f}" if est.found else est.reason
     print(f"infer: {choice.reason}; {status}; wrote {args.json}")
     return 0  # "no hand" is a result (in the JSON), not an error
-
-
-def _regressor(info: ModelInfo) -> np.ndarray:
-    """(21, V) joint regressor of the model's topology (the template hand)."""
-    import numpy as np
-
-    from stereo_hand_mesh.errors import ModelFileError
-    from stereo_hand_mesh.hand import template_hand
-
-    if info.hand_model != "template":
-        raise ModelFileError(
-            f"infer expected a template-topology model; got hand_model {info.hand_model!r}"
-        )
-    hand = template_hand()
-    if hand.topology_hash != info.topology_hash:
-        raise ModelFileError(
-            f"model topology {info.topology_hash} expected the template hand's "
-            f"{hand.topology_hash}"
-        )
-    return np.asarray(hand.joint_regressor)
-
-
-def _overlay(left: np.ndarray, rig: StereoRig, est: HandEstimate) -> np.ndarray:
-    """The left image with the projected joints and skeleton drawn on it."""
-    import cv2
-    import numpy as np
-
-    from stereo_hand_mesh.hand.joints import JOINT_PARENTS
-
-    image = np.ascontiguousarray(left.copy())
-    if not est.found:
-        cv2.putText(image, est.reason, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 64, 64), 2)
-        return image
-    uv = rig.project_left(est.joints)
-    for j, parent in enumerate(JOINT_PARENTS):
-        if parent >= 0:
-            a, b = tuple(int(v) for v in uv[j]), tuple(int(v) for v in uv[parent])
-            cv2.line(image, a, b, (0, 255, 0), 2, cv2.LINE_AA)
-    for p in uv:
-        cv2.circle(image, (int(p[0]), int(p[1])), 3, (255, 0, 0), -1, cv2.LINE_AA)
-    text = f"confidence {est.confidence:.2f}"
-    cv2.putText(image, text, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 0), 2)
-    return image

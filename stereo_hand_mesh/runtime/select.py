@@ -46,8 +46,18 @@ def default_model_files() -> tuple[Path, Path]:
     return here / "default.pt", here / "default.onnx"
 
 
+def _gpu_device_present() -> bool:
+    """An NVIDIA GPU device node exists (desktop driver or Jetson), checked without imports."""
+    return any(
+        os.path.exists(p)
+        for p in ("/dev/nvidiactl", "/proc/driver/nvidia/gpus", "/dev/nvhost-ctrl-gpu")
+    )
+
+
 def _torch_cuda() -> bool:
-    if importlib.util.find_spec("torch") is None:
+    """torch sees a GPU; torch is not imported on a machine without an NVIDIA device node
+    (importing it costs seconds and hundreds of MB that an ONNX Runtime node must not pay)."""
+    if not _gpu_device_present() or importlib.util.find_spec("torch") is None:
         return False
     import torch
 

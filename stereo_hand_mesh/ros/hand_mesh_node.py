@@ -1,0 +1,573 @@
+"""``hand_mesh_node``: synchronized stereo pairs in, metric 3D hand mesh, joints and TF out.
+
+Threads. The executor (two threads) runs the subscriptions, the ``~/reload_model`` service
+(its own callback group, so a model load never stalls the inputs) and the diagnostics timer.
+Synchronized sets go into a one-slot mailbox; a worker thread takes the newest set, runs the
+pipeline and publishes. A set replaced in the mailbox before the worker took it counts as a
+dropped pair (the node always works on the newest pair, so latency stays bounded under load).
+
+Inputs (relative names, SensorDataQoS): ``left/image_rect``, ``left/camera_info``,
+``right/image_rect``, ``right/camera_info`` (``left/image_raw`` and ``right/image_raw`` with
+``rectify: true``), and the optional region of interest ``hand/roi``
+(sensor_msgs/RegionOfInterest in left-image pixels; the last one is used while it is younger
+than ``roi_timeout_s``).
+
+Outputs: see :mod:`stereo_hand_mesh.ros.messages`; all carry the left image's stamp and
+frame_id. A pair with no hand, or whose confidence is below ``min_confidence``, publishes no
+joints, vertices or TF; the markers are deleted and ``/diagnostics`` says why.
+
+Bad input (unsupported encoding, sizes that differ, invalid camera_info, an empty image,
+unsynchronized stamps, a missing camera_info) is logged with what was expected and what came,
+at most once per ``_LOG_EVERY_S`` per kind, counted in ``/diagnostics``, and the node goes on.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
+from std_srvs.srv import Trigger
+
+from stereo_hand_mesh.errors import ConfigError, ShapeError, StereoHandMeshError
+from stereo_hand_mesh.geometry.camera import StereoRig
+from stereo_hand_mesh.geometry.rectify import RectificationMaps, rectification_maps, rectify
+from stereo_hand_mesh.hand import template_hand
+from stereo_hand_mesh.hand.joints import palm_frame
+from stereo_hand_mesh.pipeline.estimator import (
+    HandEstimate,
+    HandMeshPipeline,
+    PipelineSettings,
+    joint_regressor_for,
+)
+from stereo_hand_mesh.pipeline.locator import LocatorSettings
+from stereo_hand_mesh.pipeline.overlay import draw_overlay
+from stereo_hand_mesh.ros.camera_info_conversion import camera_info_msg_to_fields
+from stereo_hand_mesh.ros.image_conversion import array_to_image_msg, image_msg_to_rgb8
+from stereo_hand_mesh.ros.messages import (
+    delete_markers_msg,
+    marker_array_msg,
+    point_cloud_msg,
+    pose_array_msg,
+    transforms_msgs,
+)
+from stereo_hand_mesh.ros.parameters import (
+    HAND_MESH_PARAMETERS,
+    ParamSpec,
+    declare_parameters,
+    validate_value,
+)
+from stereo_hand_mesh.ros.sync import SyncSettings, make_synchronizer
+from stereo_hand_mesh.ros.tf_broadcast import make_tf_broadcaster
+from stereo_hand_mesh.runtime.select import create_backend
+
+__all__ = ["NODE_NAME", "HandMeshNode", "main", "pipeline_settings_from"]
+
+NODE_NAME = "hand_mesh_node"
+_LOG_EVERY_S = 5.0
+_INPUT_NAMES = ("left image", "left camera_info", "right image", "right camera_info")
+
+
+def pipeline_settings_from(p: dict[str, Any]) -> PipelineSettings:
+    """PipelineSettings from the node's parameter values."""
+    return PipelineSettings(
+        handedness=p["handedness"],
+        min_confidence=p["min_confidence"],
+        confidence_sigma_m=p["confidence_sigma_m"],
+        confidence_sigma_px=p["confidence_sigma_px"],
+        smoothing=p["smoothing"],
+        filter_min_cutoff_hz=p["filter_min_cutoff_hz"],
+        filter_beta=p["filter_beta"],
+        tracking=p["tracking"],
+        locator=LocatorSettings(
+            margin=p["locator_margin"],
+            min_area_px=p["locator_min_area_px"],
+            max_candidates=p["locator_max_candidates"],
+            max_disparity_px=p["locator_max_disparity_px"],
+            min_match_score=p["locator_min_match_score"],
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _PairMessages:
+    left: Any
+    left_info: Any
+    right: Any
+    right_info: Any
+    received_s: float
+
+
+@dataclass(frozen=True)
+class _Model:
+    pipeline: HandMeshPipeline
+    reason: str
+    path: str
+
+
+class _Throttle:
+    """At most one log line per key every ``period_s``; counts what it held back."""
+
+    def __init__(self, period_s: float) -> None:
+        self._period = period_s
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def __call__(self, key: str) -> int | None:
+        """None to stay quiet, else the number of suppressed occurrences since the last."""
+        now = time.monotonic()
+        if now - self._last.get(key, -1e9) < self._period:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._last[key] = now
+        return self._held.pop(key, 0)
+
+
+class _Stats:
+    """Counters and the recent latencies for /diagnostics."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sets = 0
+        self.processed = 0
+        self.meshes = 0
+        self.without_mesh = 0
+        self.mailbox_dropped = 0
+        self.input_errors = 0
+        self.last_result = "waiting for the first stereo pair"
+        self.last_error = ""
+        self.window: deque[tuple[float, float, float, bool]] = deque(maxlen=4096)
+
+    def record(self, processing_ms: float, age_ms: float, found: bool) -> None:
+        with self.lock:
+            self.processed += 1
+            self.meshes += int(found)
+            self.without_mesh += int(not found)
+            self.window.append((time.monotonic(), processing_ms, age_ms, found))
+
+    def recent(self, period_s: float) -> list[tuple[float, float, float, bool]]:
+        since = time.monotonic() - period_s
+        with self.lock:
+            return [w for w in self.window if w[0] >= since]
+
+
+class HandMeshNode(Node):
+    """The hand mesh node (see the module docstring).
+
+    Raises:
+        ConfigError: a parameter is invalid.
+        ModelFileError: the model file is missing or corrupt, or its backend is missing.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self._specs: dict[str, ParamSpec] = {s.name: s for s in HAND_MESH_PARAMETERS}
+        self._p = declare_parameters(self, HAND_MESH_PARAMETERS)
+        self._faces = template_hand().faces
+        self._model = self._load_model(self._p)
+        self._log = self.get_logger()
+        self._log.info(f"backend {self._model.reason}; model {self._model.path}")
+        self._throttle = _Throttle(_LOG_EVERY_S)
+        self._stats = _Stats()
+        self._rig_cache: dict[bytes, StereoRig] = {}
+        self._maps_cache: dict[bytes, RectificationMaps] = {}
+        self._had_mesh = False
+        self._last_mesh_marker_s = -1e9
+        self._roi: tuple[tuple[float, float, float], float] | None = None
+
+        qos = 10
+        self._pub_markers = self.create_publisher(_marker_type(), "hand/markers", qos)
+        self._pub_joints = self.create_publisher(_pose_array_type(), "hand/joints", qos)
+        self._pub_vertices = self.create_publisher(_cloud_type(), "hand/vertices", qos)
+        self._pub_overlay = self.create_publisher(Image, "hand/overlay", qos)
+        self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", qos)
+        self._tf = make_tf_broadcaster(self)
+
+        suffix = "image_raw" if self._p["rectify"] else "image_rect"
+        self._topics = (
+            f"left/{suffix}",
+            "left/camera_info",
+            f"right/{suffix}",
+            "right/camera_info",
+        )
+        inputs = list(zip((Image, CameraInfo, Image, CameraInfo), self._topics, strict=True))
+        self._sync = make_synchronizer(
+            self,
+            inputs,
+            self._on_set,
+            SyncSettings(
+                queue_size=self._p["queue_size"],
+                approximate=self._p["approximate_sync"],
+                slop_s=self._p["approximate_sync_tolerance_seconds"],
+            ),
+            qos_profile_sensor_data,
+        )
+        self.create_subscription(RegionOfInterest, "hand/roi", self._on_roi, 10)
+        self.create_service(
+            Trigger,
+            "~/reload_model",
+            self._on_reload,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._diag_prev = (list(self._sync.received), 0, 0)
+        self._diag_timer = self.create_timer(self._p["diagnostics_period_s"], self._diagnose)
+
+        self._cond = threading.Condition()
+        self._mailbox: _PairMessages | None = None
+        self._stop = False
+        self._worker = threading.Thread(target=self._work, name="hand_mesh_worker", daemon=True)
+        self._worker.start()
+        self._log.info(
+            f"waiting for {', '.join(self.resolve_topic_name(t) for t in self._topics)} "
+            f"(sync: {self._sync.backend}, tf: {type(self._tf).__name__})"
+        )
+
+    # ------------------------------------------------------------------ model
+
+    def _load_model(self, p: dict[str, Any]) -> _Model:
+        choice = create_backend(
+            p["backend"],
+            p["model_file_path"] or None,
+            p["engine_file_path"] or None,
+            enable_fp16=p["enable_fp16"],
+            force_engine_update=p["force_engine_update"],
+            intra_op_threads=p["intra_op_threads"],
+        )
+        info = choice.backend.info
+        pipeline = HandMeshPipeline(
+            choice.backend, joint_regressor_for(info), pipeline_settings_from(p)
+        )
+        return _Model(pipeline, choice.reason, p["model_file_path"] or "(shipped default)")
+
+    def _on_reload(self, _request: Any, response: Any) -> Any:
+        p = dict(self._p)
+        try:
+            model = self._load_model(p)
+        except StereoHandMeshError as err:
+            response.success = False
+            response.message = f"reload refused, the current model keeps running: {err}"
+            self._log.error(response.message)
+            return response
+        self._model = model  # the worker picks it up at its next pair (atomic swap)
+        response.success = True
+        response.message = f"reloaded: {model.reason}; model {model.path}"
+        self._log.info(response.message)
+        return response
+
+    def _on_set_parameters(self, params: Sequence[Any]) -> Any:
+        updates = {}
+        for param in params:
+            spec = self._specs.get(param.name)
+            if spec is None:
+                continue
+            try:
+                updates[param.name] = validate_value(spec, param.value)
+            except ConfigError as err:
+                return SetParametersResult(successful=False, reason=str(err))
+        candidate = {**self._p, **updates}
+        try:
+            pipeline_settings_from(candidate)
+        except ConfigError as err:
+            return SetParametersResult(successful=False, reason=str(err))
+        self._p = candidate  # live settings reach the pipeline at the next pair
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------ inputs
+
+    def _on_set(self, left: Any, left_info: Any, right: Any, right_info: Any) -> None:
+        item = _PairMessages(left, left_info, right, right_info, time.monotonic())
+        with self._cond:
+            if self._mailbox is not None:
+                self._stats.mailbox_dropped += 1
+            self._mailbox = item
+            self._stats.sets += 1
+            self._cond.notify()
+
+    def _on_roi(self, msg: Any) -> None:
+        side = float(max(msg.width, msg.height))
+        if side <= 0:
+            self._input_error("roi", "hand/roi expected a positive width and height; got 0")
+            return
+        x0 = msg.x_offset + msg.width / 2.0 - side / 2.0
+        y0 = msg.y_offset + msg.height / 2.0 - side / 2.0
+        self._roi = ((x0, y0, side), time.monotonic())
+
+    def _current_roi(self) -> tuple[float, float, float] | None:
+        roi = self._roi
+        if roi is None or time.monotonic() - roi[1] > self._p["roi_timeout_s"]:
+            return None
+        return roi[0]
+
+    def _input_error(self, kind: str, message: str) -> None:
+        with self._stats.lock:
+            self._stats.input_errors += 1
+            self._stats.last_error = message
+            self._stats.last_result = f"input error: {message}"
+        held = self._throttle(kind)
+        if held is not None:
+            more = f" ({held} more since the last report)" if held else ""
+            self._log.error(f"{message}; pair skipped{more}")
+
+    # ------------------------------------------------------------------ worker
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while self._mailbox is None and not self._stop:
+                    self._cond.wait(0.5)
+                if self._stop:
+                    return
+                item, self._mailbox = self._mailbox, None
+            try:
+                self._process(item)
+            except Exception as err:  # the worker must survive anything a pair brings
+                self._input_error(type(err).__name__, f"unexpected error on a pair: {err!r}")
+
+    def _convert(self, item: _PairMessages) -> tuple[np.ndarray, np.ndarray, StereoRig]:
+        left = image_msg_to_rgb8(item.left)
+        right = image_msg_to_rgb8(item.right)
+        if left.shape != right.shape:
+            raise ShapeError(
+                f"right image expected {left.shape[1]}x{left.shape[0]} (the left size); got "
+                f"{right.shape[1]}x{right.shape[0]}"
+            )
+        key = (
+            b"".join(
+                np.asarray(v, dtype=np.float64).tobytes()
+                for v in (item.left_info.p, item.right_info.p, item.left_info.d, item.right_info.d)
+            )
+            + f"{item.left_info.width}x{item.left_info.height}".encode()
+        )
+        infos = None
+        if self._p["rectify"]:
+            infos = (
+                camera_info_msg_to_fields(item.left_info).validate(),
+                camera_info_msg_to_fields(item.right_info).validate(),
+            )
+            left = self._rectify(left, infos[0], b"L" + key)
+            right = self._rectify(right, infos[1], b"R" + key)
+        rig = self._rig_cache.get(key)
+        if rig is None:
+            if infos is None:
+                infos = (
+                    camera_info_msg_to_fields(item.left_info).validate(),
+                    camera_info_msg_to_fields(item.right_info).validate(),
+                )
+            rig = StereoRig.from_camera_info(*infos)
+            if len(self._rig_cache) > 16:
+                self._rig_cache.clear()
+            self._rig_cache[key] = rig
+        return left, right, rig
+
+    def _rectify(self, image: np.ndarray, info: Any, key: bytes) -> np.ndarray:
+        maps = self._maps_cache.get(key)
+        if maps is None:
+            maps = rectification_maps(info)
+            if len(self._maps_cache) > 16:
+                self._maps_cache.clear()
+            self._maps_cache[key] = maps
+        return rectify(image, maps)
+
+    def _process(self, item: _PairMessages) -> None:
+        t0 = time.perf_counter()
+        header = item.left.header
+        try:
+            left, right, rig = self._convert(item)
+        except StereoHandMeshError as err:
+            self._input_error(type(err).__name__, str(err))
+            return
+        model = self._model
+        settings = pipeline_settings_from(self._p)
+        if model.pipeline.settings != settings:
+            model.pipeline.update_settings(settings)
+        stamp_s = header.stamp.sec + header.stamp.nanosec * 1e-9
+        try:
+            est = model.pipeline.process(left, right, rig, stamp_s, self._current_roi())
+        except StereoHandMeshError as err:
+            self._input_error(type(err).__name__, str(err))
+            return
+        self._publish(est, header, left, rig)
+        now_ns = self.get_clock().now().nanoseconds
+        age_ms = (now_ns - (header.stamp.sec * 10**9 + header.stamp.nanosec)) / 1e6
+        self._stats.record((time.perf_counter() - t0) * 1e3, age_ms, est.found)
+        with self._stats.lock:
+            self._stats.last_result = (
+                f"mesh published (confidence {est.confidence:.2f})" if est.found else est.reason
+            )
+
+    def _publish(self, est: HandEstimate, header: Any, left: np.ndarray, rig: StereoRig) -> None:
+        if self._p["publish_overlay"] and self._pub_overlay.get_subscription_count() > 0:
+            self._pub_overlay.publish(
+                array_to_image_msg(draw_overlay(left, rig, est), "rgb8", header)
+            )
+        if not est.found:
+            if self._had_mesh:
+                self._pub_markers.publish(delete_markers_msg(header))
+                self._had_mesh = False
+            return
+        assert est.joints is not None and est.vertices is not None
+        assert est.vertex_confidence is not None
+        self._pub_joints.publish(pose_array_msg(est.joints, header))
+        self._pub_vertices.publish(point_cloud_msg(est.vertices, est.vertex_confidence, header))
+        palm = palm_frame(est.joints, self._model.pipeline.settings.handedness)
+        self._tf.sendTransform(transforms_msgs(est.joints, palm, header, self._p["frame_prefix"]))
+        if self._pub_markers.get_subscription_count() > 0:
+            now = time.monotonic()
+            rate = self._p["markers_max_rate_hz"]
+            with_mesh = rate <= 0 or now - self._last_mesh_marker_s >= 1.0 / rate
+            if with_mesh:
+                self._last_mesh_marker_s = now
+            vertices = est.vertices if with_mesh else None
+            self._pub_markers.publish(marker_array_msg(vertices, est.joints, self._faces, header))
+        self._had_mesh = True
+
+    # ------------------------------------------------------------------ diagnostics
+
+    def _diagnose(self) -> None:
+        period = self._p["diagnostics_period_s"]
+        recent = self._stats.recent(max(period, 1.0))
+        received = list(self._sync.received)
+        prev_received, prev_sets, _ = self._diag_prev
+        with self._stats.lock:
+            sets = self._stats.sets
+        new_msgs = [a - b for a, b in zip(received, prev_received, strict=True)]
+        self._diag_prev = (received, sets, 0)
+        warnings = []
+        if sets == prev_sets and any(new_msgs):
+            silent = [
+                f"{_INPUT_NAMES[i]} ({self.resolve_topic_name(self._topics[i])})"
+                for i, n in enumerate(new_msgs)
+                if n == 0
+            ]
+            if silent:
+                warnings.append(
+                    f"messages arrive but none on {', '.join(silent)}: no stereo pair can be "
+                    "formed"
+                )
+            else:
+                warnings.append(
+                    "all four inputs arrive but are not synchronized: their stamps differ by "
+                    f"up to {self._sync.last_spread_s:.3f} s, more than "
+                    f"approximate_sync_tolerance_seconds = "
+                    f"{self._p['approximate_sync_tolerance_seconds']}"
+                )
+        for w in warnings:
+            held = self._throttle(w[:40])
+            if held is not None:
+                self._log.warning(w)
+        self._pub_diag.publish(self._diagnostics_msg(recent, warnings))
+
+    def _diagnostics_msg(self, recent: list, warnings: list[str]) -> Any:
+        window = max(self._p["diagnostics_period_s"], 1.0)
+        processing = [r[1] for r in recent]
+        ages = [r[2] for r in recent]
+        meshes = sum(1 for r in recent if r[3])
+        s = self._stats
+        with s.lock:
+            values = {
+                "backend": self._model.reason,
+                "model": self._model.path,
+                "rate_hz": f"{len(recent) / window:.2f}",
+                "mesh_rate_hz": f"{meshes / window:.2f}",
+                "latency_p50_ms": f"{statistics.median(ages):.2f}" if ages else "nan",
+                "latency_max_ms": f"{max(ages):.2f}" if ages else "nan",
+                "processing_p50_ms": f"{statistics.median(processing):.2f}"
+                if processing
+                else "nan",
+                "pairs_synchronized": str(s.sets),
+                "pairs_processed": str(s.processed),
+                "meshes_published": str(s.meshes),
+                "pairs_without_mesh": str(s.without_mesh),
+                "dropped_pairs": str(s.mailbox_dropped),
+                "unmatched_messages": str(self._sync.dropped),
+                "input_errors": str(s.input_errors),
+                "last_result": s.last_result,
+                "last_error": s.last_error,
+                "sync": self._sync.backend,
+            }
+            last = s.last_result
+        if warnings:
+            level, message = DiagnosticStatus.WARN, warnings[0]
+        elif not recent:
+            level, message = DiagnosticStatus.WARN, f"no stereo pair processed: {last}"
+        elif meshes == 0:
+            level, message = DiagnosticStatus.WARN, f"no mesh: {last}"
+        else:
+            level, message = DiagnosticStatus.OK, f"{meshes / window:.1f} meshes/s"
+        status = DiagnosticStatus(
+            level=level,
+            name=f"{self.get_name()}: hand mesh",
+            message=message,
+            hardware_id=self._model.pipeline.backend.name,
+            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        )
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        return msg
+
+    def shutdown(self) -> None:
+        """Stop the worker thread."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        self._worker.join(timeout=5.0)
+
+
+def _marker_type() -> type:
+    from visualization_msgs.msg import MarkerArray
+
+    return MarkerArray
+
+
+def _pose_array_type() -> type:
+    from geometry_msgs.msg import PoseArray
+
+    return PoseArray
+
+
+def _cloud_type() -> type:
+    from sensor_msgs.msg import PointCloud2
+
+    return PointCloud2
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Console script ``hand_mesh_node`` (``ros2 run stereo_hand_mesh hand_mesh_node``)."""
+    rclpy.init(args=args)
+    try:
+        node = HandMeshNode()
+    except StereoHandMeshError as err:
+        print(f"[{NODE_NAME}] cannot start: {err}", file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return 1
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.shutdown()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

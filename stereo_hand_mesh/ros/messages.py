@@ -1,0 +1,191 @@
+"""The output messages of ``hand_mesh_node``, built from a pipeline estimate.
+
+Every builder takes the left image's header and copies its stamp and frame_id into the
+output. Positions are metres in that (left optical) frame.
+
+* ``hand/joints``: geometry_msgs/PoseArray, the 21 joints in
+  :data:`~stereo_hand_mesh.hand.joints.JOINT_NAMES` order, identity orientations.
+* ``hand/vertices``: sensor_msgs/PointCloud2, one point per mesh vertex, fields ``x``, ``y``,
+  ``z``, ``confidence`` (float32, little-endian, point_step 16, unorganized: height 1).
+* ``/tf``: one TransformStamped per joint (child ``<prefix><joint_name>``, identity
+  rotation: the joint frames are parallel to the camera's optical frame) and one palm frame
+  (child ``<prefix>palm``, origin at the palm centre, axes of
+  :func:`~stereo_hand_mesh.hand.joints.palm_frame`).
+* ``hand/markers``: visualization_msgs/MarkerArray in namespaces ``mesh`` (TRIANGLE_LIST),
+  ``joints`` (SPHERE_LIST) and ``skeleton`` (LINE_LIST); one DELETEALL marker clears them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from stereo_hand_mesh.hand.joints import JOINT_NAMES, JOINT_PARENTS
+
+__all__ = [
+    "MARKER_NAMESPACES",
+    "PALM_FRAME_SUFFIX",
+    "delete_markers_msg",
+    "joint_frame_names",
+    "marker_array_msg",
+    "point_cloud_msg",
+    "pose_array_msg",
+    "quaternion_from_matrix",
+    "transforms_msgs",
+]
+
+PALM_FRAME_SUFFIX = "palm"
+MARKER_NAMESPACES = ("mesh", "joints", "skeleton")
+_BONES = np.array([(j, p) for j, p in enumerate(JOINT_PARENTS) if p >= 0], dtype=np.int64)
+
+
+def joint_frame_names(prefix: str) -> list[str]:
+    """TF child frame names: ``<prefix><joint_name>`` for the 21 joints, then the palm."""
+    return [f"{prefix}{name}" for name in JOINT_NAMES] + [f"{prefix}{PALM_FRAME_SUFFIX}"]
+
+
+def quaternion_from_matrix(rotation: np.ndarray) -> tuple[float, float, float, float]:
+    """(x, y, z, w) unit quaternion of a (3, 3) rotation matrix (w >= 0)."""
+    m = np.asarray(rotation, dtype=np.float64)
+    trace = m[0, 0] + m[1, 1] + m[2, 2]
+    if trace > 0:
+        s = 2.0 * np.sqrt(trace + 1.0)
+        q = ((m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, s / 4)
+    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
+        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
+        q = (s / 4, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s)
+    elif m[1, 1] > m[2, 2]:
+        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
+        q = ((m[0, 1] + m[1, 0]) / s, s / 4, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s)
+    else:
+        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
+        q = ((m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, s / 4, (m[1, 0] - m[0, 1]) / s)
+    arr = np.array(q, dtype=np.float64)
+    arr /= np.linalg.norm(arr)
+    if arr[3] < 0:
+        arr = -arr
+    return float(arr[0]), float(arr[1]), float(arr[2]), float(arr[3])
+
+
+def pose_array_msg(joints: np.ndarray, header: Any) -> Any:
+    """geometry_msgs/PoseArray of (21, 3) joints (metres), identity orientations."""
+    from geometry_msgs.msg import Pose, PoseArray
+
+    msg = PoseArray(header=header)
+    poses = []
+    for x, y, z in np.asarray(joints, dtype=np.float64).tolist():
+        pose = Pose()
+        pose.position.x, pose.position.y, pose.position.z = x, y, z
+        poses.append(pose)
+    msg.poses = poses
+    return msg
+
+
+def point_cloud_msg(vertices: np.ndarray, confidence: np.ndarray, header: Any) -> Any:
+    """sensor_msgs/PointCloud2 of (V, 3) vertices (metres) with a (V,) confidence field."""
+    from sensor_msgs.msg import PointCloud2, PointField
+
+    v = np.asarray(vertices, dtype=np.float32).reshape(-1, 3)
+    c = np.asarray(confidence, dtype=np.float32).reshape(-1, 1)
+    if c.shape[0] != v.shape[0]:
+        raise ValueError(f"confidence expected {v.shape[0]} values; got {c.shape[0]}")
+    data = np.ascontiguousarray(np.hstack([v, c]).astype("<f4"))
+    msg = PointCloud2(header=header)
+    msg.height, msg.width = 1, int(v.shape[0])
+    msg.fields = [
+        PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+        for i, name in enumerate(("x", "y", "z", "confidence"))
+    ]
+    msg.is_bigendian = False
+    msg.point_step = 16
+    msg.row_step = 16 * int(v.shape[0])
+    msg.is_dense = bool(np.isfinite(v).all())
+    msg.data = data.tobytes()
+    return msg
+
+
+def transforms_msgs(
+    joints: np.ndarray,
+    palm: tuple[np.ndarray, np.ndarray],
+    header: Any,
+    prefix: str,
+) -> list[Any]:
+    """TransformStamped list: every joint frame, then the palm frame.
+
+    Args:
+        joints: (21, 3) joints, metres, in ``header.frame_id``.
+        palm: (origin (3,), rotation (3, 3)) of the palm frame.
+        header: the left image's header (stamp and parent frame).
+        prefix: child frame prefix (``frame_prefix``).
+    """
+    from geometry_msgs.msg import TransformStamped
+
+    names = joint_frame_names(prefix)
+    out = []
+    positions = [*np.asarray(joints, dtype=np.float64).tolist(), palm[0].tolist()]
+    rotations = [None] * len(JOINT_NAMES) + [quaternion_from_matrix(palm[1])]
+    for name, (x, y, z), q in zip(names, positions, rotations, strict=True):
+        t = TransformStamped(header=header, child_frame_id=name)
+        t.transform.translation.x, t.transform.translation.y = x, y
+        t.transform.translation.z = z
+        if q is not None:
+            r = t.transform.rotation
+            r.x, r.y, r.z, r.w = q
+        out.append(t)
+    return out
+
+
+def _points(xyz: np.ndarray) -> list[Any]:
+    from geometry_msgs.msg import Point
+
+    return [Point(x=a, y=b, z=c) for a, b, c in np.asarray(xyz, dtype=np.float64).tolist()]
+
+
+def _marker(header: Any, ns: str, kind: int, rgba: Sequence[float], scale: float) -> Any:
+    from visualization_msgs.msg import Marker
+
+    m = Marker(header=header, ns=ns, id=0, type=kind, action=Marker.ADD)
+    m.pose.orientation.w = 1.0
+    m.scale.x = m.scale.y = m.scale.z = scale
+    m.color.r, m.color.g, m.color.b, m.color.a = (float(x) for x in rgba)
+    m.frame_locked = False
+    return m
+
+
+def marker_array_msg(
+    vertices: np.ndarray | None,
+    joints: np.ndarray,
+    faces: np.ndarray,
+    header: Any,
+) -> Any:
+    """visualization_msgs/MarkerArray: mesh (when ``vertices`` is given), joints, skeleton.
+
+    Args:
+        vertices: (V, 3) metres, or None to leave the mesh out (rate-limited meshes).
+        joints: (21, 3) metres.
+        faces: (F, 3) int triangle indices into ``vertices``.
+        header: the left image's header.
+    """
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    markers = []
+    if vertices is not None:
+        mesh = _marker(header, "mesh", Marker.TRIANGLE_LIST, (0.95, 0.75, 0.62, 0.85), 1.0)
+        mesh.points = _points(np.asarray(vertices)[np.asarray(faces).reshape(-1)])
+        markers.append(mesh)
+    spheres = _marker(header, "joints", Marker.SPHERE_LIST, (1.0, 0.1, 0.1, 1.0), 0.008)
+    spheres.points = _points(joints)
+    markers.append(spheres)
+    lines = _marker(header, "skeleton", Marker.LINE_LIST, (0.1, 0.9, 0.2, 1.0), 0.004)
+    lines.points = _points(np.asarray(joints)[_BONES.reshape(-1)])
+    markers.append(lines)
+    return MarkerArray(markers=markers)
+
+
+def delete_markers_msg(header: Any) -> Any:
+    """A MarkerArray with one DELETEALL marker (clears the hand in RViz)."""
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    return MarkerArray(markers=[Marker(header=header, action=Marker.DELETEALL)])
