@@ -23,6 +23,7 @@ at most once per ``_LOG_EVERY_S`` per kind, counted in ``/diagnostics``, and the
 
 from __future__ import annotations
 
+import re
 import statistics
 import sys
 import threading
@@ -318,7 +319,8 @@ class HandMeshNode(Node):
             self._stats.input_errors += 1
             self._stats.last_error = message
             self._stats.last_result = f"input error: {message}"
-        held = self._throttle(kind)
+        # One report per kind of problem (the message without its numbers) every _LOG_EVERY_S.
+        held = self._throttle(kind + re.sub(r"[-+.\d]+|nan|inf", "#", message)[:60])
         if held is not None:
             more = f" ({held} more since the last report)" if held else ""
             self._log.error(f"{message}; pair skipped{more}")
@@ -448,7 +450,9 @@ class HandMeshNode(Node):
         new_msgs = [a - b for a, b in zip(received, prev_received, strict=True)]
         self._diag_prev = (received, sets, 0)
         warnings = []
-        if sets == prev_sets and any(new_msgs):
+        # Judged only over a period in which the inputs clearly flow (>= 3 messages on some
+        # input), so that a pair split by the timer tick raises nothing.
+        if sets == prev_sets and max(new_msgs) >= 3:
             silent = [
                 f"{_INPUT_NAMES[i]} ({self.resolve_topic_name(self._topics[i])})"
                 for i, n in enumerate(new_msgs)
@@ -459,7 +463,7 @@ class HandMeshNode(Node):
                     f"messages arrive but none on {', '.join(silent)}: no stereo pair can be "
                     "formed"
                 )
-            else:
+            elif min(new_msgs) >= 3:
                 warnings.append(
                     "all four inputs arrive but are not synchronized: their stamps differ by "
                     f"up to {self._sync.last_spread_s:.3f} s, more than "

@@ -1,0 +1,357 @@
+"""hand_mesh_node as a real process, talked to over real DDS from a real rclpy peer."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseArray
+from node_process import NodeProcess, Peer, joints_of, stamp_key
+from sensor_msgs.msg import Image, PointCloud2
+from std_srvs.srv import Trigger
+from tf2_msgs.msg import TFMessage
+from visualization_msgs.msg import Marker, MarkerArray
+
+from stereo_hand_mesh.data.camera_info_yaml import STB_BUMBLEBEE2
+from stereo_hand_mesh.data.sample import StereoSample
+from stereo_hand_mesh.data.synth import SynthSettings, as_stereo_sample, iter_synthetic_pairs
+from stereo_hand_mesh.hand import template_hand
+from stereo_hand_mesh.ros.messages import joint_frame_names
+from stereo_hand_mesh.ros.player import PairPublisher, pair_messages
+from stereo_hand_mesh.runtime.select import default_model_files
+
+LEFT_FRAME = "stereo_left_optical_frame"
+FAST = {"smoothing": False, "tracking": False, "diagnostics_period_s": 0.5}
+
+
+@pytest.fixture(scope="module")
+def samples() -> list[StereoSample]:
+    """Six source-domain pairs with a hand (640x480, STB rig) and ground truth."""
+    li, ri = STB_BUMBLEBEE2.camera_infos()
+    pairs = iter_synthetic_pairs(SynthSettings(domain="source"), 6, seed=5)
+    return [as_stereo_sample(p, i, li, ri) for i, p in enumerate(pairs)]
+
+
+@pytest.fixture
+def peer(ros_context):
+    p = Peer(ros_context)
+    for msg_type, topic in (
+        (PoseArray, "hand/joints"),
+        (PointCloud2, "hand/vertices"),
+        (MarkerArray, "hand/markers"),
+        (Image, "hand/overlay"),
+        (TFMessage, "/tf"),
+        (DiagnosticArray, "/diagnostics"),
+    ):
+        p.subscribe(msg_type, topic)
+    yield p
+    p.close()
+
+
+def _connect(peer: Peer, pub: PairPublisher, node: NodeProcess) -> None:
+    ok = peer.spin_until(
+        lambda: pub.subscribers() > 0 and peer.node.count_publishers("hand/joints") > 0,
+        30.0,
+    )
+    assert ok, f"hand_mesh_node did not connect; its log:\n{node.log()}"
+    peer.spin_for(0.3)
+
+
+def _no_hand(sample: StereoSample) -> StereoSample:
+    grey = np.full_like(sample.left, 128)
+    return StereoSample(grey, grey.copy(), sample.left_info, sample.right_info, index=99)
+
+
+def test_outputs_carry_stamp_frame_and_names(tmp_path, peer, samples):
+    node = NodeProcess(
+        "hand_mesh_node",
+        tmp_path / "node.log",
+        {**FAST, "publish_overlay": True, "markers_max_rate_hz": 0.0},
+    )
+    try:
+        pub = PairPublisher(peer.node)
+        _connect(peer, pub, node)
+        t0 = peer.node.get_clock().now().nanoseconds
+        stamps = [t0 + i * 100_000_000 for i in range(len(samples))]
+        for stamp, sample in zip(stamps, samples, strict=True):
+            pub.publish(pair_messages(sample, stamp))
+            peer.spin_for(0.25)
+        assert peer.spin_until(lambda: len(peer.messages["hand/joints"]) >= len(stamps), 10)
+
+        joints = {stamp_key(m.header): m for m in peer.messages["hand/joints"]}
+        assert sorted(joints) == stamps
+        errors = [
+            np.linalg.norm(joints_of(joints[s]) - smp.joints, axis=1).mean()
+            for s, smp in zip(stamps, samples, strict=True)
+        ]
+        assert np.median(errors) < 0.04, f"median joint error {np.median(errors)} m"
+
+        for topic in ("hand/joints", "hand/vertices", "hand/markers", "hand/overlay", "/tf"):
+            msgs = peer.messages[topic]
+            assert msgs, f"nothing on {topic}"
+            for m in msgs:
+                headers = [t.header for t in m.transforms] if topic == "/tf" else None
+                headers = headers or (
+                    [mk.header for mk in m.markers] if topic == "hand/markers" else [m.header]
+                )
+                for h in headers:
+                    assert h.frame_id == LEFT_FRAME, topic
+                    assert stamp_key(h) in stamps, topic
+
+        tf = peer.messages["/tf"][-1]
+        assert [t.child_frame_id for t in tf.transforms] == joint_frame_names("hand_")
+        q = tf.transforms[-1].transform.rotation
+        assert abs(q.x**2 + q.y**2 + q.z**2 + q.w**2 - 1) < 1e-9
+        cloud = peer.messages["hand/vertices"][-1]
+        assert [f.name for f in cloud.fields] == ["x", "y", "z", "confidence"]
+        assert cloud.width == template_hand().num_vertices and cloud.point_step == 16
+        markers = peer.messages["hand/markers"][-1].markers
+        assert [m.ns for m in markers] == ["mesh", "joints", "skeleton"]
+        assert markers[0].type == Marker.TRIANGLE_LIST
+        assert len(markers[0].points) == 3 * template_hand().num_faces
+        overlay = peer.messages["hand/overlay"][-1]
+        assert (overlay.width, overlay.height) == (640, 480)
+
+        # A pair without a hand: no joints for it, the markers are deleted, diagnostics say so.
+        empty_stamp = stamps[-1] + 100_000_000
+        pub.publish(pair_messages(_no_hand(samples[0]), empty_stamp))
+        assert peer.spin_until(
+            lambda: any(
+                mk.action == Marker.DELETEALL and stamp_key(mk.header) == empty_stamp
+                for m in peer.messages["hand/markers"]
+                for mk in m.markers
+            ),
+            10,
+        ), node.log()
+        peer.spin_for(1.2)
+        assert empty_stamp not in {stamp_key(m.header) for m in peer.messages["hand/joints"]}
+        status = peer.messages["/diagnostics"][-1].status[0]
+        values = {kv.key: kv.value for kv in status.values}
+        assert "no hand" in status.message
+        assert values["backend"].startswith("onnxruntime-cpu")
+        assert int(values["meshes_published"]) == len(stamps)
+        assert node.alive()
+        # With ONNX Runtime the node never loads torch (start-up time, memory).
+        maps = Path(f"/proc/{node.proc.pid}/maps").read_text()
+        assert "libtorch" not in maps and "onnxruntime" in maps
+    finally:
+        assert node.stop() == 0, node.log()
+
+
+def _bad(sample: StereoSample, stamp: int, kind: str):
+    msgs = pair_messages(sample, stamp)
+    if kind == "encoding":
+        msgs.left.encoding = "yuv422"
+    elif kind == "sizes":
+        small = pair_messages(
+            StereoSample(
+                sample.left[::2, ::2].copy(),
+                sample.right[::2, ::2].copy(),
+                sample.left_info,
+                sample.right_info,
+                0,
+            ),
+            stamp,
+        )
+        msgs = type(msgs)(msgs.left, msgs.left_info, small.right, msgs.right_info)
+    elif kind == "zero_p":
+        msgs.left_info.p = np.zeros(12)
+    elif kind == "nan_p":
+        p = np.array(msgs.right_info.p)
+        p[2] = np.nan
+        msgs.right_info.p = p
+    elif kind == "zero_baseline":
+        p = np.array(msgs.right_info.p)
+        p[3] = 0.0
+        msgs.right_info.p = p
+    elif kind == "empty":
+        msgs.left.height = msgs.left.width = msgs.left.step = 0
+        msgs.left.data = b""
+    return msgs
+
+
+BAD_INPUTS = {
+    "encoding": "image encoding expected one of",
+    "sizes": "right image expected 640x480 (the left size); got 320x240",
+    "zero_p": "expected positive focal lengths",
+    "nan_p": "expected finite values",
+    "zero_baseline": "baseline > 0",
+    "empty": "image expected a positive size; got 0x0",
+}
+
+
+def test_bad_inputs_are_logged_and_the_next_good_pair_is_processed(tmp_path, peer, samples):
+    node = NodeProcess("hand_mesh_node", tmp_path / "node.log", FAST)
+    try:
+        pub = PairPublisher(peer.node)
+        _connect(peer, pub, node)
+        stamp = peer.node.get_clock().now().nanoseconds
+        for kind, expected in BAD_INPUTS.items():
+            stamp += 100_000_000
+            pub.publish(_bad(samples[0], stamp, kind))
+            peer.spin_for(0.3)
+            good = stamp + 50_000_000
+            pub.publish(pair_messages(samples[1], good))
+            assert peer.spin_until(
+                lambda g=good: g in {stamp_key(m.header) for m in peer.messages["hand/joints"]},
+                10,
+            ), f"no output for the good pair after bad input '{kind}'; log:\n{node.log()}"
+            assert expected in node.log(), f"'{expected}' not logged for {kind}:\n{node.log()}"
+            assert stamp not in {stamp_key(m.header) for m in peer.messages["hand/joints"]}
+
+        # Stamps further apart than the slop: never paired, and the node says why.
+        for _ in range(12):
+            stamp += 100_000_000
+            m = pair_messages(samples[0], stamp)
+            late = pair_messages(samples[0], stamp + 350_000_000)  # never 0.1 s steps apart
+            pub.publish(type(m)(m.left, m.left_info, late.right, late.right_info))
+            peer.spin_for(0.1)
+        assert peer.spin_until(lambda: "are not synchronized" in node.log(), 5), node.log()
+        # Images without camera_info.
+        for _ in range(12):
+            stamp += 100_000_000
+            m = pair_messages(samples[0], stamp)
+            pub.left.publish(m.left)
+            pub.right.publish(m.right)
+            peer.spin_for(0.1)
+        assert peer.spin_until(lambda: "none on left camera_info" in node.log(), 5), node.log()
+        stamp += 100_000_000
+        pub.publish(pair_messages(samples[2], stamp))
+        assert peer.spin_until(
+            lambda: stamp in {stamp_key(m.header) for m in peer.messages["hand/joints"]}, 10
+        ), node.log()
+        assert node.alive()
+    finally:
+        assert node.stop() == 0, node.log()
+
+
+def test_reload_mid_stream_and_a_corrupt_model_is_refused(tmp_path, peer, samples):
+    node = NodeProcess("hand_mesh_node", tmp_path / "node.log", FAST)
+    new_model = tmp_path / "adapted.onnx"
+    shutil.copy(default_model_files()[1], new_model)
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"not an onnx model" * 100)
+    sent: list[int] = []
+    stop = threading.Event()
+    try:
+        pub = PairPublisher(peer.node)
+        _connect(peer, pub, node)
+
+        def stream() -> None:
+            i = 0
+            while not stop.is_set():
+                stamp = peer.node.get_clock().now().nanoseconds
+                pub.publish(pair_messages(samples[i % len(samples)], stamp))
+                sent.append(stamp)
+                i += 1
+                time.sleep(0.1)
+
+        thread = threading.Thread(target=stream, daemon=True)
+        thread.start()
+        peer.spin_for(1.5)
+        results = peer.set_parameters("/hand_mesh_node", {"model_file_path": str(new_model)})
+        assert results is not None and all(r.successful for r in results)
+        reply = peer.call(Trigger, "/hand_mesh_node/reload_model", Trigger.Request())
+        assert reply is not None and reply.success, reply
+        assert str(new_model) in reply.message
+        peer.spin_for(1.5)
+        peer.set_parameters("/hand_mesh_node", {"model_file_path": str(corrupt)})
+        refused = peer.call(Trigger, "/hand_mesh_node/reload_model", Trigger.Request())
+        assert refused is not None and not refused.success
+        assert "keeps running" in refused.message and "corrupt.onnx" in refused.message
+        peer.spin_for(1.5)
+        stop.set()
+        thread.join()
+        peer.spin_for(1.0)
+        got = {stamp_key(m.header) for m in peer.messages["hand/joints"]}
+        missing = [s for s in sent[:-2] if s not in got]
+        assert len(missing) <= 2, (
+            f"{len(missing)} of {len(sent)} pairs without output: "
+            f"{[sent.index(s) for s in missing]}"
+            f"\n{node.log()}"
+        )
+        status = {kv.key: kv.value for kv in peer.messages["/diagnostics"][-1].status[0].values}
+        assert status["model"] == str(new_model)  # the corrupt file never replaced it
+        assert node.alive()
+    finally:
+        stop.set()
+        assert node.stop() == 0, node.log()
+
+
+def test_rectify_true_reads_raw_topics(tmp_path, peer, samples):
+    node = NodeProcess("hand_mesh_node", tmp_path / "node.log", {**FAST, "rectify": True})
+    try:
+        pub = PairPublisher(peer.node, image_suffix="image_raw")
+        _connect(peer, pub, node)
+        stamp = peer.node.get_clock().now().nanoseconds
+        pub.publish(pair_messages(samples[0], stamp))
+        assert peer.spin_until(lambda: len(peer.messages["hand/joints"]) >= 1, 10), node.log()
+        err = np.linalg.norm(
+            joints_of(peer.messages["hand/joints"][0]) - samples[0].joints, axis=1
+        )
+        assert err.mean() < 0.05
+    finally:
+        assert node.stop() == 0, node.log()
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"model_file_path": "/nonexistent/model.onnx"}, "/nonexistent/model.onnx does not exist"),
+        ({"model_file_path": "CORRUPT"}, "corrupt"),
+        ({"min_confidence": 2.0}, "min_confidence"),
+        ({"backend": "cuda"}, "backend"),
+    ],
+)
+def test_bad_start_up_gives_a_clear_error_and_a_non_zero_exit(tmp_path, params, expected):
+    if params.get("model_file_path") == "CORRUPT":
+        bad = tmp_path / "model.onnx"
+        bad.write_bytes(b"\x08\x01garbage")
+        params = {"model_file_path": str(bad)}
+    node = NodeProcess("hand_mesh_node", tmp_path / "node.log", params)
+    code = node.wait_exit(60)
+    log = node.log_path.read_text()
+    assert code != 0, log
+    assert "cannot start" in log and expected.lower() in log.lower(), log
+
+
+def test_launch_and_config_files_match_the_nodes():
+    """Every executable a launch file names exists; every YAML key is a declared parameter."""
+    import ast
+
+    import yaml
+
+    from stereo_hand_mesh.ros.parameters import node_parameter_tables
+
+    repo = Path(__file__).resolve().parents[1]
+    setup = (repo / "setup.py").read_text()
+    launches = sorted((repo / "launch").glob("*.launch.py"))
+    assert {p.name for p in launches} >= {
+        "hand_mesh.launch.py",
+        "adaptation.launch.py",
+        "demo.launch.py",
+    }
+    for path in launches:
+        tree = ast.parse(path.read_text())
+        for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+            kw = {k.arg: k.value for k in call.keywords}
+            if "executable" in kw and isinstance(kw.get("package"), ast.Constant):
+                exe = kw["executable"].value
+                if kw["package"].value == "stereo_hand_mesh":
+                    assert f'"{exe} = stereo_hand_mesh.' in setup, (path.name, exe)
+                    assert (repo / ".venv" / "bin" / exe).exists(), exe
+    tables = node_parameter_tables()
+    for node_name, (filename, specs) in tables.items():
+        doc = yaml.safe_load((repo / "config" / filename).read_text())
+        keys = set(doc[node_name]["ros__parameters"])
+        assert keys == {s.name for s in specs}, filename
+    for extra in sorted((repo / "config").glob("*.yaml")):
+        doc = yaml.safe_load(extra.read_text())
+        for node_name, section in doc.items():
+            declared = {s.name for s in tables[node_name][1]}
+            assert set(section["ros__parameters"]) <= declared, (extra.name, node_name)
