@@ -28,6 +28,9 @@ setup(
     entry_points={
         "console_scripts": [
             "stereo-hand-mesh = stereo_hand_mesh.cli:main",
+            "hand_mesh_node = stereo_hand_mesh.ros.hand_mesh_node:main",
+            "adaptation_node = stereo_hand_mesh.ros.adaptation_node:main",
+            "stereo_camera_sim = stereo_hand_mesh.ros.stereo_camera_sim:main",
         ],
     },
 )

@@ -20,9 +20,7 @@ Runner = Callable[[argparse.Namespace], int]
 
 #: Subcommands the product will have (DESIGN.md) that are not built yet, with the issue that
 #: delivers each. ``stereo-hand-mesh <name>`` says so plainly instead of pretending.
-_PLANNED: dict[str, str] = {
-    "demo": "the simulated stereo camera, hand_mesh_node and the monitor (issue 7)",
-}
+_PLANNED: dict[str, str] = {}
 
 
 def _not_built(name: str) -> Runner:
@@ -56,6 +54,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
     from stereo_hand_mesh.runtime.cli import add_runtime_parsers
 
     runners |= add_runtime_parsers(sub)
+    from stereo_hand_mesh.ros.demo import add_demo_parser
+
+    runners |= add_demo_parser(sub)
     for name, what in _PLANNED.items():
         sub.add_parser(name, help=f"{what} [not built yet]")
         runners[name] = _not_built(name)

@@ -15,6 +15,7 @@ __all__ = [
     "DataError",
     "EncodingError",
     "ModelFileError",
+    "RecordingStoppedError",
     "ShapeError",
     "StereoHandMeshError",
 ]
@@ -42,6 +43,14 @@ class EncodingError(StereoHandMeshError, ValueError):
 
 class DataError(StereoHandMeshError):
     """A dataset file or bag is missing, truncated or lacks an expected field or topic."""
+
+
+class RecordingStoppedError(DataError):
+    """A recording stopped by itself (disk full, free space below the limit, a write error).
+
+    Raised once, by the write that stopped it; the message (and the recorder's state) says
+    why. The splits closed before it stay complete and readable.
+    """
 
 
 class ModelFileError(StereoHandMeshError):

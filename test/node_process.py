@@ -50,7 +50,8 @@ class NodeProcess:
 
     def log(self) -> str:
         """Everything the process wrote so far."""
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def wait_exit(self, timeout_s: float) -> int:

@@ -1,7 +1,8 @@
 """Data formats and readers: camera_info YAML, synthetic stereo splits, FreiHAND, STB and
-rosbag2 stereo bags, all yielding the same sample types.
+rosbag2 stereo bags and split recordings (SplitBagRecorder), all yielding the same sample
+types.
 
-The modules here import rosbags, OpenCV and scipy only inside the functions that need them,
+The modules here import rosbags, mcap, OpenCV and scipy only inside the functions that need them,
 and never torch or rclpy, so importing this package adds no heavy dependency of its own. The
 on-disk formats are described in ``docs/data_format.md``.
 """
@@ -37,6 +38,20 @@ from stereo_hand_mesh.data.image_io import (
     write_image_png,
     write_mask_png,
 )
+from stereo_hand_mesh.data.recorder import (
+    PairSelector,
+    RecorderSettings,
+    RecordingSummary,
+    RecoveredSplit,
+    SelectorSettings,
+    SplitBagRecorder,
+    closed_splits,
+    is_recording_session,
+    pair_messages_cdr,
+    partial_splits,
+    recording_sessions,
+    recover_session,
+)
 from stereo_hand_mesh.data.sample import GROUND_TRUTH_FIELDS, MonoSample, StereoSample
 from stereo_hand_mesh.data.sources import iter_stereo_samples, stereo_source_kind
 from stereo_hand_mesh.data.stb import (
@@ -71,7 +86,13 @@ __all__ = [
     "BagInfo",
     "FreiHANDReader",
     "MonoSample",
+    "PairSelector",
+    "RecorderSettings",
+    "RecordingSummary",
+    "RecoveredSplit",
     "STBReader",
+    "SelectorSettings",
+    "SplitBagRecorder",
     "StereoRigSpec",
     "StereoSample",
     "StereoSetReader",
@@ -81,14 +102,20 @@ __all__ = [
     "bag_info",
     "camera_info_from_yaml_text",
     "camera_info_to_yaml_text",
+    "closed_splits",
+    "is_recording_session",
     "is_rosbag2",
     "is_stereo_set",
     "iter_stereo_samples",
+    "pair_messages_cdr",
+    "partial_splits",
     "read_camera_info_yaml",
     "read_image_rgb",
     "read_mask",
     "read_stb_labels",
     "read_stereo_bag",
+    "recording_sessions",
+    "recover_session",
     "rectified_stereo_camera_infos",
     "rgb_from_image_buffer",
     "stereo_source_kind",

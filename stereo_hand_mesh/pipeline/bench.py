@@ -2,8 +2,12 @@
 
 Workload: synthetic 640x480 stereo pairs (rendered once, then cycled) as sensor_msgs/Image
 messages (bgr8, as cameras publish), through message conversion, the locator, the crops,
-the backend, triangulation and confidence. The output-message stage is not measured yet:
-the node that builds them is not part of this release (``publish`` is null in the JSON).
+the backend, triangulation and confidence, and the output messages: ``publish`` builds and
+CDR-serializes what ``hand_mesh_node`` publishes for every pair with a mesh (PoseArray,
+PointCloud2, the 22 TF transforms, the joint and skeleton markers) with the node's own
+builder; ``mesh_marker`` is the extra cost of the TRIANGLE_LIST mesh marker, which the node
+sends at most ``markers_max_rate_hz`` times a second and only to subscribers. DDS transport
+itself is not in this benchmark (the system benchmark measures it across processes).
 """
 
 from __future__ import annotations
@@ -53,12 +57,15 @@ def bench_pipeline(
         ``{"machine": {...}, "config": {...}, "results": [{"backend", "pipeline_p50_ms",
         "pipeline_p95_ms", "stages": {stage: {"p50_ms", "p95_ms"}}}, ...]}``.
     """
+    from rclpy.serialization import serialize_message
+
     from stereo_hand_mesh.data.camera_info_yaml import STB_BUMBLEBEE2
     from stereo_hand_mesh.errors import StereoHandMeshError
     from stereo_hand_mesh.geometry.camera import StereoRig
     from stereo_hand_mesh.hand import template_hand
     from stereo_hand_mesh.pipeline import HandMeshPipeline, PipelineSettings
     from stereo_hand_mesh.ros.image_conversion import array_to_image_msg, image_msg_to_rgb8
+    from stereo_hand_mesh.ros.messages import build_outputs
     from stereo_hand_mesh.runtime.select import create_backend
 
     rendered = _pairs(distinct, seed)
@@ -71,6 +78,7 @@ def bench_pipeline(
     ]
     rig = StereoRig.from_camera_info(*STB_BUMBLEBEE2.camera_infos())
     regressor = np.asarray(template_hand().joint_regressor)
+    faces = template_hand().faces
     results = []
     for name in backends:
         try:
@@ -89,7 +97,16 @@ def bench_pipeline(
             continue
         pipe = HandMeshPipeline(chosen.backend, regressor, PipelineSettings(min_confidence=0.0))
         stages: dict[str, list[float]] = {
-            k: [] for k in ("convert", "locate", "crop", "inference", "triangulate")
+            k: []
+            for k in (
+                "convert",
+                "locate",
+                "crop",
+                "inference",
+                "triangulate",
+                "publish",
+                "mesh_marker",
+            )
         }
         totals: list[float] = []
         found = 0
@@ -99,9 +116,30 @@ def bench_pipeline(
             left, right = image_msg_to_rgb8(lm), image_msg_to_rgb8(rm)
             t1 = time.perf_counter()
             est = pipe.process(left, right, rig, stamp_s=n / 30.0)
-            t2 = time.perf_counter()
+            publish_ms = mesh_ms = None
+            if est.found:
+                t_pub = time.perf_counter()
+                _serialize_all(
+                    build_outputs(
+                        est.joints, est.vertices, est.vertex_confidence, faces, lm.header,
+                        "hand_", "right", with_mesh=False,
+                    ),
+                    serialize_message,
+                )  # fmt: skip
+                publish_ms = (time.perf_counter() - t_pub) * 1e3
+            t2 = time.perf_counter()  # the pipeline's total ends here (the mesh is rate-limited)
+            if est.found:
+                markers = build_outputs(
+                    est.joints, est.vertices, est.vertex_confidence, faces, lm.header,
+                    "hand_", "right", with_mesh=True,
+                ).markers  # fmt: skip
+                serialize_message(markers)
+                mesh_ms = (time.perf_counter() - t2) * 1e3
             if n < warmup:
                 continue
+            if publish_ms is not None:
+                stages["publish"].append(publish_ms)
+                stages["mesh_marker"].append(mesh_ms)
             found += int(est.found)
             stages["convert"].append((t1 - t0) * 1e3)
             for k in ("locate", "crop", "inference", "triangulate"):
@@ -120,8 +158,7 @@ def bench_pipeline(
                     k: {"p50_ms": statistics.median(v), "p95_ms": percentile(v, 0.95)}
                     for k, v in stages.items()
                     if v
-                }
-                | {"publish": None},
+                },
             }
         )
     return {
@@ -138,9 +175,18 @@ def bench_pipeline(
     }
 
 
+def _serialize_all(out: Any, serialize: Any) -> None:
+    """CDR-serialize every message of :class:`~stereo_hand_mesh.ros.messages.OutputMessages`
+    (what rclpy does on publish); the TF list goes as one TFMessage."""
+    from tf2_msgs.msg import TFMessage
+
+    for msg in (out.joints, out.vertices, out.markers, TFMessage(transforms=out.transforms)):
+        serialize(msg)
+
+
 def markdown_table(payload: dict[str, Any]) -> str:
     """The results as a markdown table (per-stage medians, ms)."""
-    names = ("convert", "locate", "crop", "inference", "triangulate")
+    names = ("convert", "locate", "crop", "inference", "triangulate", "publish", "mesh_marker")
     lines = [
         "| backend | pipeline p50 ms | p95 ms | " + " | ".join(names) + " |",
         "|---|---|---|" + "---|" * len(names),

@@ -48,7 +48,6 @@ from stereo_hand_mesh.errors import ConfigError, ShapeError, StereoHandMeshError
 from stereo_hand_mesh.geometry.camera import StereoRig
 from stereo_hand_mesh.geometry.rectify import RectificationMaps, rectification_maps, rectify
 from stereo_hand_mesh.hand import template_hand
-from stereo_hand_mesh.hand.joints import palm_frame
 from stereo_hand_mesh.pipeline.estimator import (
     HandEstimate,
     HandMeshPipeline,
@@ -59,13 +58,7 @@ from stereo_hand_mesh.pipeline.locator import LocatorSettings
 from stereo_hand_mesh.pipeline.overlay import draw_overlay
 from stereo_hand_mesh.ros.camera_info_conversion import camera_info_msg_to_fields
 from stereo_hand_mesh.ros.image_conversion import array_to_image_msg, image_msg_to_rgb8
-from stereo_hand_mesh.ros.messages import (
-    delete_markers_msg,
-    marker_array_msg,
-    point_cloud_msg,
-    pose_array_msg,
-    transforms_msgs,
-)
+from stereo_hand_mesh.ros.messages import build_outputs, delete_markers_msg
 from stereo_hand_mesh.ros.parameters import (
     HAND_MESH_PARAMETERS,
     ParamSpec,
@@ -424,18 +417,27 @@ class HandMeshNode(Node):
             return
         assert est.joints is not None and est.vertices is not None
         assert est.vertex_confidence is not None
-        self._pub_joints.publish(pose_array_msg(est.joints, header))
-        self._pub_vertices.publish(point_cloud_msg(est.vertices, est.vertex_confidence, header))
-        palm = palm_frame(est.joints, self._model.pipeline.settings.handedness)
-        self._tf.sendTransform(transforms_msgs(est.joints, palm, header, self._p["frame_prefix"]))
-        if self._pub_markers.get_subscription_count() > 0:
-            now = time.monotonic()
-            rate = self._p["markers_max_rate_hz"]
-            with_mesh = rate <= 0 or now - self._last_mesh_marker_s >= 1.0 / rate
-            if with_mesh:
-                self._last_mesh_marker_s = now
-            vertices = est.vertices if with_mesh else None
-            self._pub_markers.publish(marker_array_msg(vertices, est.joints, self._faces, header))
+        with_markers = self._pub_markers.get_subscription_count() > 0
+        rate = self._p["markers_max_rate_hz"]
+        now = time.monotonic()
+        with_mesh = with_markers and (rate <= 0 or now - self._last_mesh_marker_s >= 1.0 / rate)
+        if with_mesh:
+            self._last_mesh_marker_s = now
+        out = build_outputs(
+            est.joints,
+            est.vertices,
+            est.vertex_confidence,
+            self._faces,
+            header,
+            self._p["frame_prefix"],
+            self._model.pipeline.settings.handedness,
+            with_mesh,
+        )
+        self._pub_joints.publish(out.joints)
+        self._pub_vertices.publish(out.vertices)
+        self._tf.sendTransform(out.transforms)
+        if with_markers:
+            self._pub_markers.publish(out.markers)
         self._had_mesh = True
 
     # ------------------------------------------------------------------ diagnostics

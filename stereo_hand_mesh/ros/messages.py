@@ -18,15 +18,18 @@ output. Positions are metres in that (left optical) frame.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from stereo_hand_mesh.hand.joints import JOINT_NAMES, JOINT_PARENTS
+from stereo_hand_mesh.hand.joints import JOINT_NAMES, JOINT_PARENTS, palm_frame
 
 __all__ = [
     "MARKER_NAMESPACES",
     "PALM_FRAME_SUFFIX",
+    "OutputMessages",
+    "build_outputs",
     "delete_markers_msg",
     "joint_frame_names",
     "marker_array_msg",
@@ -189,3 +192,40 @@ def delete_markers_msg(header: Any) -> Any:
     from visualization_msgs.msg import Marker, MarkerArray
 
     return MarkerArray(markers=[Marker(header=header, action=Marker.DELETEALL)])
+
+
+@dataclass(frozen=True)
+class OutputMessages:
+    """The messages of one pair with a mesh (see the module docstring)."""
+
+    joints: Any
+    vertices: Any
+    transforms: list[Any]
+    markers: Any
+
+
+def build_outputs(
+    joints: np.ndarray,
+    vertices: np.ndarray,
+    vertex_confidence: np.ndarray,
+    faces: np.ndarray,
+    header: Any,
+    frame_prefix: str,
+    handedness: str,
+    with_mesh: bool,
+) -> OutputMessages:
+    """Every output message of one estimate (the node publishes them; the latency benchmark
+    times them).
+
+    Args:
+        joints: (21, 3) metres; vertices: (V, 3) metres; vertex_confidence: (V,) in [0, 1];
+        faces: (F, 3) triangles; header: the left image's header; frame_prefix: TF child
+        prefix; handedness: of the palm frame; with_mesh: include the mesh marker.
+    """
+    palm = palm_frame(joints, handedness)
+    return OutputMessages(
+        joints=pose_array_msg(joints, header),
+        vertices=point_cloud_msg(vertices, vertex_confidence, header),
+        transforms=transforms_msgs(joints, palm, header, frame_prefix),
+        markers=marker_array_msg(vertices if with_mesh else None, joints, faces, header),
+    )

@@ -281,17 +281,25 @@ ADAPTATION_PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "min_change",
-        4.0,
+        2.0,
         "skip pairs whose left thumbnail differs from the last kept one by less (0-255)",
         0.0,
         255.0,
     ),
-    ParamSpec("min_interval_s", 0.0, "smallest time between two kept pairs, seconds", 0.0, 60.0),
+    ParamSpec("min_interval_s", 0.2, "smallest time between two kept pairs, seconds", 0.0, 60.0),
     ParamSpec("model_dir", "~/.ros/stereo_hand_mesh/models", "where adapted models are written"),
     ParamSpec("init_model", "", "checkpoint adaptation starts from; empty = the shipped default"),
     ParamSpec("epochs", 15, "adaptation epochs", 1, 10000),
     ParamSpec("device", "cpu", "adaptation device (cpu, cuda, cuda:N)"),
-    ParamSpec("validation_fraction", 0.2, "recorded pairs held out for validation", 0.05, 0.9),
+    ParamSpec("adapt_threads", 0, "torch CPU threads of the adapt run (0 = default)", 0, 256),
+    ParamSpec("adapt_limit", 0, "use at most this many recorded pairs (0 = all)", 0, 10**7),
+    ParamSpec(
+        "validation_fraction",
+        0.2,
+        "share of the recorded splits (the newest) held out for validation",
+        0.05,
+        0.9,
+    ),
     ParamSpec(
         "hand_mesh_node", "/hand_mesh_node", "node whose model is replaced after adaptation"
     ),

@@ -69,6 +69,11 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> dict:
     e.add_argument("--variant", choices=("binocular", "monocular"), default="binocular")
     e.add_argument("--json", type=Path, default=None, help="write the metrics here")
     e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument(
+        "--self-supervised",
+        action="store_true",
+        help="no labels: the stereo self-supervised loss (eq. 10 without the edge term)",
+    )
     _common(e)
     return {"pretrain": run_pretrain, "adapt": run_adapt, "eval": run_eval}
 
@@ -184,6 +189,17 @@ def run_eval(args: argparse.Namespace) -> int:
     from stereo_hand_mesh.train.evaluate import evaluate
 
     device = _setup(args)
+    if args.self_supervised:
+        from stereo_hand_mesh.train.validate import self_supervised_score
+
+        result = self_supervised_score(
+            args.data, args.model, device, args.batch_size, args.size, args.limit
+        )
+        print(f"eval: {result['pairs']} pairs, self-supervised score {result['score']:.5f}")
+        if args.json is not None:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        return 0
     result = evaluate(
         args.data,
         args.model,

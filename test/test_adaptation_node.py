@@ -1,0 +1,164 @@
+"""adaptation_node as a real process: records real MCAP splits from real DDS, the adapt command
+reads them, and ~/adapt runs adapt -> validate -> export -> reload on a running hand_mesh_node."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from node_process import BIN, NodeProcess, Peer
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from stereo_hand_mesh.data.bags import bag_info
+from stereo_hand_mesh.data.recorder import closed_splits, recording_sessions
+from stereo_hand_mesh.data.sample import StereoSample
+from stereo_hand_mesh.data.synth import SynthSettings, as_stereo_sample, iter_synthetic_pairs
+from stereo_hand_mesh.data.synth_cli import rig_for_size
+from stereo_hand_mesh.ros.adaptation_node import split_for_validation
+from stereo_hand_mesh.ros.player import PairPublisher, pair_messages
+
+PAIRS = 24
+
+
+@pytest.fixture(scope="module")
+def target_pairs() -> list[StereoSample]:
+    """Target-domain pairs at 320x240 (the robot's unlabelled workplace)."""
+    rig = rig_for_size(320, 240, None)
+    li, ri = rig.camera_infos()
+    pairs = iter_synthetic_pairs(SynthSettings(domain="target", rig=rig), PAIRS, seed=21)
+    return [as_stereo_sample(p, i, li, ri) for i, p in enumerate(pairs)]
+
+
+def _status(peer: Peer) -> dict:
+    msgs = peer.messages["/adaptation_node/status"]
+    return json.loads(msgs[-1].data) if msgs else {}
+
+
+def _record(peer: Peer, node: NodeProcess, pairs: list[StereoSample]) -> None:
+    pub = PairPublisher(peer.node)
+    assert peer.spin_until(lambda: pub.subscribers() > 0, 30), node.log()
+    reply = peer.call(Trigger, "/adaptation_node/start_recording", Trigger.Request())
+    assert reply is not None and reply.success, reply
+    again = peer.call(Trigger, "/adaptation_node/start_recording", Trigger.Request())
+    assert again is not None and not again.success and "already recording" in again.message
+    t0 = peer.node.get_clock().now().nanoseconds
+    for i, sample in enumerate(pairs):
+        pub.publish(pair_messages(sample, t0 + i * 250_000_000))  # 6 s of header time
+        peer.spin_for(0.12)
+    peer.spin_for(0.5)
+    stop = peer.call(Trigger, "/adaptation_node/stop_recording", Trigger.Request())
+    assert stop is not None and stop.success, stop
+
+
+def test_split_for_validation_holds_out_the_newest():
+    splits = [f"s{i}" for i in range(5)]
+    assert split_for_validation(splits, 0.2) == (splits[:4], splits[4:])
+    assert split_for_validation(splits[:2], 0.9) == (splits[:1], splits[1:2])
+    with pytest.raises(Exception, match="at least 2 closed bag splits"):
+        split_for_validation(splits[:1], 0.2)
+
+
+def test_records_splits_that_the_adapt_command_reads(tmp_path, ros_context, target_pairs):
+    bags = tmp_path / "bags"
+    node = NodeProcess(
+        "adaptation_node",
+        tmp_path / "adaptation.log",
+        {"bag_dir": str(bags), "model_dir": str(tmp_path / "models"), "split_seconds": 2.0},
+    )
+    peer = Peer(ros_context)
+    peer.subscribe(String, "/adaptation_node/status")
+    try:
+        _record(peer, node, target_pairs)
+        (session,) = recording_sessions(bags)
+        splits = closed_splits(session)
+        assert len(splits) >= 2, node.log()
+        counts = [bag_info(s).topics["/left/image_rect"].count for s in splits]
+        assert all(c > 0 for c in counts)
+        assert sum(counts) <= PAIRS
+        assert sum(counts) >= PAIRS // 2, f"only {sum(counts)} of {PAIRS} pairs kept"
+        for split in splits:  # rosbag2 metadata, the four topics, ros2 bag info-compatible
+            info = bag_info(split)
+            assert info.storage == "mcap"
+            assert {"/left/image_rect", "/right/camera_info"} <= set(info.topics)
+        status = _status(peer)
+        assert status["recording"]["state"] == "idle" or "stopped" in status["recording"]["state"]
+        out = tmp_path / "adapted.pt"
+        run = subprocess.run(
+            [str(BIN / "stereo-hand-mesh"), "adapt", "--data", str(session), "--out", str(out),
+             "--epochs", "1", "--limit", "8", "--quiet", "--threads", "2"],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert out.is_file()
+        assert node.alive()
+    finally:
+        peer.close()
+        assert node.stop() == 0, node.log()
+
+
+def test_adapt_service_validates_exports_and_reloads_hand_mesh_node(
+    tmp_path, ros_context, target_pairs
+):
+    bags, models = tmp_path / "bags", tmp_path / "models"
+    node = NodeProcess(
+        "adaptation_node",
+        tmp_path / "adaptation.log",
+        {
+            "bag_dir": str(bags),
+            "model_dir": str(models),
+            "split_seconds": 2.0,
+            "epochs": 2,
+            "adapt_limit": 12,
+            "adapt_threads": 2,
+        },
+    )
+    mesh = NodeProcess("hand_mesh_node", tmp_path / "hand_mesh.log", {"diagnostics_period_s": 0.5})
+    peer = Peer(ros_context)
+    peer.subscribe(String, "/adaptation_node/status")
+    peer.subscribe(DiagnosticArray, "/diagnostics")
+    try:
+        _record(peer, node, target_pairs)
+        reply = peer.call(Trigger, "/adaptation_node/adapt", Trigger.Request())
+        assert reply is not None and reply.success, (reply, node.log())
+        busy = peer.call(Trigger, "/adaptation_node/adapt", Trigger.Request())
+        assert busy is not None and not busy.success and "already adapting" in busy.message
+
+        def finished() -> bool:
+            state = _status(peer).get("adaptation", {}).get("state", "")
+            return any(w in state for w in ("deployed", "kept", "failed", "not deployed"))
+
+        assert peer.spin_until(finished, 500), node.log()
+        run = _status(peer)["adaptation"]
+        run_dir = models / run["run_dir"].split("/")[-1]
+        result = json.loads((run_dir / "result.json").read_text())
+        assert not result["state"].startswith("failed"), (result, node.log())
+        assert result["validation_initial"] > 0 and result["validation_adapted"] > 0
+        deadline = time.monotonic() + 5
+
+        def model_of_hand_mesh_node() -> str:
+            for msg in reversed(peer.messages["/diagnostics"]):
+                for status in msg.status:
+                    if status.name.startswith("hand_mesh_node"):
+                        return {kv.key: kv.value for kv in status.values}["model"]
+            return ""
+
+        if result["validation_adapted"] < result["validation_initial"]:
+            assert result["state"] == "deployed", result
+            assert (run_dir / "adapted.onnx").is_file()
+            assert peer.spin_until(
+                lambda: model_of_hand_mesh_node() == str(run_dir / "adapted.onnx"), 10
+            ), mesh.log()
+        else:
+            assert "kept the current model" in result["state"]
+            assert not (run_dir / "adapted.onnx").exists()
+            peer.spin_until(lambda: time.monotonic() > deadline, 6)
+            assert model_of_hand_mesh_node() == "(shipped default)"
+        assert node.alive() and mesh.alive()
+    finally:
+        peer.close()
+        assert node.stop() == 0, node.log()
+        assert mesh.stop() == 0, mesh.log()
