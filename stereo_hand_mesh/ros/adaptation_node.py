@@ -67,7 +67,11 @@ from stereo_hand_mesh.errors import (
     StereoHandMeshError,
 )
 from stereo_hand_mesh.ros.image_conversion import image_msg_to_rgb8
-from stereo_hand_mesh.ros.parameters import ADAPTATION_PARAMETERS, declare_parameters
+from stereo_hand_mesh.ros.parameters import (
+    ADAPTATION_PARAMETERS,
+    declare_parameters,
+    validate_value,
+)
 from stereo_hand_mesh.ros.sync import SyncSettings, make_synchronizer
 
 __all__ = ["NODE_NAME", "AdaptationNode", "main", "split_for_validation"]
@@ -236,6 +240,13 @@ class AdaptationNode(Node):
             return res
         if self._recorder.recording:
             res.success, res.message = False, "stop recording first (~/stop_recording)"
+            return res
+        try:  # parameters marked "adapt" apply from this run on
+            for spec in ADAPTATION_PARAMETERS:
+                if spec.applies == "adapt":
+                    self._p[spec.name] = validate_value(spec, self.get_parameter(spec.name).value)
+        except ConfigError as err:
+            res.success, res.message = False, str(err)
             return res
         splits = [
             s for session in recording_sessions(self._bag_dir) for s in closed_splits(session)

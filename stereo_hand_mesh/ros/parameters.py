@@ -39,7 +39,8 @@ class ParamSpec:
         high: largest value (numbers), or None.
         choices: allowed values (strings), or None.
         applies: when a change takes effect: ``"live"`` (from the next pair on),
-            ``"reload"`` (at the next ``~/reload_model``) or ``"startup"`` (restart the node).
+            ``"reload"`` (at the next ``~/reload_model``), ``"adapt"`` (at the next ``~/adapt``)
+            or ``"startup"`` (restart the node).
     """
 
     name: str
@@ -59,7 +60,8 @@ class ParamSpec:
 _WHEN = {
     "live": "changes apply from the next pair",
     "reload": "changes apply at ~/reload_model",
-    "startup": "read at start-up",
+    "adapt": "changes apply at the next ~/adapt",
+    "startup": "read-only after start-up",
 }
 
 
@@ -91,7 +93,11 @@ def validate_value(spec: ParamSpec, value: Any) -> Any:
 def _descriptor(spec: ParamSpec) -> Any:
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-    desc = ParameterDescriptor(name=spec.name, description=spec.description)
+    desc = ParameterDescriptor(
+        name=spec.name,
+        description=spec.description,
+        read_only=spec.applies == "startup",  # refused by set_parameters rather than ignored
+    )
     notes = []
     if spec.choices is not None:
         notes.append("one of: " + ", ".join(spec.choices))
@@ -224,10 +230,20 @@ HAND_MESH_PARAMETERS: tuple[ParamSpec, ...] = (
         applies="live",
     ),
     ParamSpec(
-        "confidence_sigma_m", 0.02, "left-right 3D distance scale of confidence, m", 1e-4, 1.0
+        "confidence_sigma_m",
+        0.02,
+        "left-right 3D distance scale of confidence, m",
+        1e-4,
+        1.0,
+        applies="live",
     ),
     ParamSpec(
-        "confidence_sigma_px", 4.0, "vertical disparity scale of confidence, px", 0.01, 100.0
+        "confidence_sigma_px",
+        4.0,
+        "vertical disparity scale of confidence, px",
+        0.01,
+        100.0,
+        applies="live",
     ),
     ParamSpec(
         "publish_overlay", False, "publish hand/overlay (left image with skeleton)", applies="live"
@@ -288,20 +304,43 @@ ADAPTATION_PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("min_interval_s", 0.2, "smallest time between two kept pairs, seconds", 0.0, 60.0),
     ParamSpec("model_dir", "~/.ros/stereo_hand_mesh/models", "where adapted models are written"),
-    ParamSpec("init_model", "", "checkpoint adaptation starts from; empty = the shipped default"),
-    ParamSpec("epochs", 15, "adaptation epochs", 1, 10000),
-    ParamSpec("device", "cpu", "adaptation device (cpu, cuda, cuda:N)"),
-    ParamSpec("adapt_threads", 0, "torch CPU threads of the adapt run (0 = default)", 0, 256),
-    ParamSpec("adapt_limit", 0, "use at most this many recorded pairs (0 = all)", 0, 10**7),
+    ParamSpec(
+        "init_model",
+        "",
+        "checkpoint adaptation starts from; empty = the shipped default",
+        applies="adapt",
+    ),
+    ParamSpec("epochs", 15, "adaptation epochs", 1, 10000, applies="adapt"),
+    ParamSpec("device", "cpu", "adaptation device (cpu, cuda, cuda:N)", applies="adapt"),
+    ParamSpec(
+        "adapt_threads",
+        0,
+        "torch CPU threads of the adapt run (0 = default)",
+        0,
+        256,
+        applies="adapt",
+    ),
+    ParamSpec(
+        "adapt_limit",
+        0,
+        "use at most this many recorded pairs (0 = all)",
+        0,
+        10**7,
+        applies="adapt",
+    ),
     ParamSpec(
         "validation_fraction",
         0.2,
         "share of the recorded splits (the newest) held out for validation",
         0.05,
         0.9,
+        applies="adapt",
     ),
     ParamSpec(
-        "hand_mesh_node", "/hand_mesh_node", "node whose model is replaced after adaptation"
+        "hand_mesh_node",
+        "/hand_mesh_node",
+        "node whose model is replaced after adaptation",
+        applies="adapt",
     ),
 )
 
