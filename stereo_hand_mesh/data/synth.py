@@ -10,6 +10,10 @@ their projections in both views (pixels), joint visibility, and the hand masks.
 
 Deterministic: pair ``i`` of a split uses ``numpy.random.default_rng([seed, i])``, so a
 split can be regenerated, extended or generated in parallel with identical results.
+
+:func:`render_pair` draws a random :class:`HandScene` and renders it with
+:func:`render_scene`; other scene sources (the moving hand of
+:mod:`stereo_hand_mesh.data.motion`) build their own scenes and render them the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import cv2
 import numpy as np
 import torch
 
+from stereo_hand_mesh._check import check_shape
 from stereo_hand_mesh.data.camera_info_yaml import STB_BUMBLEBEE2, StereoRigSpec
 from stereo_hand_mesh.data.sample import StereoSample
 from stereo_hand_mesh.data.synth_style import (
@@ -41,16 +46,24 @@ from stereo_hand_mesh.hand.skeleton import axis_angle_to_matrix
 from stereo_hand_mesh.render.rasterizer import rasterize
 
 __all__ = [
+    "HAND_TO_CAMERA",
+    "HandScene",
     "RenderedPair",
+    "SceneAppearance",
     "SynthSettings",
     "as_stereo_sample",
     "iter_synthetic_pairs",
+    "place_hand",
+    "render_background_pair",
     "render_pair",
+    "render_scene",
+    "sample_appearance",
 ]
 
-#: Hand frame (+y fingers, +z palmar) to camera optical frame (x right, y down, z forward):
-#: palm toward the camera, fingers up.
-_HAND_TO_CAMERA = np.diag([1.0, -1.0, -1.0])
+#: (3, 3) rotation from the hand frame (+y fingers, +z palmar) to the camera optical frame
+#: (x right, y down, z forward): palm toward the camera, fingers up.
+HAND_TO_CAMERA = np.diag([1.0, -1.0, -1.0])
+HAND_TO_CAMERA.setflags(write=False)
 
 
 @dataclass(frozen=True)
@@ -117,7 +130,7 @@ def _random_rotation(rng: np.random.Generator, max_tilt_deg: float) -> np.ndarra
     tilt = np.deg2rad(max_tilt_deg) * np.sqrt(rng.uniform())
     r_roll = axis_angle_to_matrix(np.array([0.0, 0.0, roll]))
     r_tilt = axis_angle_to_matrix(axis * tilt)
-    return r_tilt @ r_roll @ _HAND_TO_CAMERA
+    return r_tilt @ r_roll @ HAND_TO_CAMERA
 
 
 def _project(points: np.ndarray, k: np.ndarray, tx_m: float) -> np.ndarray:
@@ -206,42 +219,137 @@ class _ShadowMap:
         return (lp[:, 2] <= occluder + 0.005).astype(np.float32)
 
 
-def _place_hand(
+@dataclass(frozen=True)
+class SceneAppearance:
+    """Everything but the hand's geometry that a rendered pair depends on.
+
+    Arrays are read-only so that one appearance can be shared by many scenes.
+
+    Attributes:
+        albedo: (V, 3) float32 per-vertex skin albedo, linear RGB in [0, 1].
+        light_dir: (3,) unit vector from the surface toward the light, left optical frame.
+        ambient: ambient light intensity.
+        diffuse: directional light intensity.
+        background: (H, W + W // 2, 3) float32 linear RGB texture of the background plane
+            (see :func:`~stereo_hand_mesh.data.synth_style.sample_background_plane`).
+        background_depth_m: depth of the fronto-parallel background plane, metres (pushed
+            back to 0.2 m behind the hand when the hand reaches further).
+        gains: (3,) float32 white-balance gains shared by both views.
+    """
+
+    albedo: np.ndarray
+    light_dir: np.ndarray
+    ambient: float
+    diffuse: float
+    background: np.ndarray
+    background_depth_m: float
+    gains: np.ndarray
+
+    def __post_init__(self) -> None:
+        check_shape(self.albedo, (None, 3), "SceneAppearance.albedo")
+        check_shape(self.light_dir, (3,), "SceneAppearance.light_dir")
+        check_shape(self.background, (None, None, 3), "SceneAppearance.background")
+        check_shape(self.gains, (3,), "SceneAppearance.gains")
+        for arr in (self.albedo, self.light_dir, self.background, self.gains):
+            arr.setflags(write=False)
+
+
+@dataclass(frozen=True)
+class HandScene:
+    """One hand in front of the rig, and how it looks.
+
+    The hand is posed and shaped in its own frame, rotated by ``rotation`` and then moved
+    so that the mean of its vertices lands on ``centre_m`` (see :func:`place_hand`).
+
+    Attributes:
+        pose: (P,) pose parameters of the hand model, radians.
+        shape: (S,) shape vector of the hand model (``HandShape.to_vector`` order).
+        rotation: (3, 3) rotation from the hand frame to the left optical frame.
+        centre_m: (3,) position of the vertices' mean in the left optical frame, metres.
+        appearance: lights, skin, background and sensor gains.
+        gesture: a name for the pose (free text, e.g. ``"fist"`` or ``"random"``).
+    """
+
+    pose: np.ndarray
+    shape: np.ndarray
+    rotation: np.ndarray
+    centre_m: np.ndarray
+    appearance: SceneAppearance
+    gesture: str = ""
+
+    def __post_init__(self) -> None:
+        check_shape(self.pose, (None,), "HandScene.pose")
+        check_shape(self.shape, (None,), "HandScene.shape")
+        check_shape(self.rotation, (3, 3), "HandScene.rotation")
+        check_shape(self.centre_m, (3,), "HandScene.centre_m")
+
+
+def place_hand(
+    hand: HandModel,
+    pose: np.ndarray,
+    shape: np.ndarray,
+    rotation: np.ndarray,
+    centre_m: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pose, rotate and move the hand so that its vertices' mean lands on ``centre_m``.
+
+    Args:
+        hand: the hand model.
+        pose: (P,) pose parameters, radians.
+        shape: (S,) shape vector.
+        rotation: (3, 3) hand frame -> left optical frame.
+        centre_m: (3,) target of the vertices' mean, left optical frame, metres.
+
+    Returns:
+        vertices (V, 3) and joints (21, 3), metres, left optical frame.
+    """
+    rest = hand.forward(pose[None], shape[None])
+    verts = rest.vertices[0] @ rotation.T
+    joints = rest.joints[0] @ rotation.T
+    centre = verts.mean(axis=0)
+    return verts - centre + centre_m, joints - centre + centre_m
+
+
+def _inside_both_views(verts: np.ndarray, rig: StereoRigSpec, margin_px: float) -> bool:
+    """True when every vertex (V, 3) projects at least ``margin_px`` inside both images."""
+    k4 = np.array([rig.fx, rig.fy, rig.cx, rig.cy])
+    ok = True
+    for tx in (0.0, rig.baseline_m):
+        uv = _project(verts, k4, tx)
+        ok &= bool(
+            (uv[:, 0] >= margin_px).all()
+            and (uv[:, 0] < rig.width - margin_px).all()
+            and (uv[:, 1] >= margin_px).all()
+            and (uv[:, 1] < rig.height - margin_px).all()
+        )
+    return ok
+
+
+def _place_randomly(
     hand: HandModel,
     rng: np.random.Generator,
     settings: SynthSettings,
     pose: np.ndarray,
     shape: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rotate and translate the hand so it is fully inside both images; (V,3), (21,3) m."""
+    """A random rotation (3, 3) and vertex centre (3,) m that keep the hand inside both
+    images."""
     rig = settings.rig
-    k4 = np.array([rig.fx, rig.fy, rig.cx, rig.cy])
     rest = hand.forward(pose[None], shape[None])
-    m = settings.margin_px
     for _attempt in range(50):
         rot = _random_rotation(rng, settings.max_tilt_deg)
         verts = rest.vertices[0] @ rot.T
-        joints = rest.joints[0] @ rot.T
         centre = verts.mean(axis=0)
         z = rng.uniform(*settings.depth_range_m)
         # Sample the centre's pixel in the left image, then back-project at depth z.
         u = rng.uniform(0.2, 0.8) * rig.width
         v = rng.uniform(0.2, 0.8) * rig.height
         target = np.array([(u - rig.cx) * z / rig.fx, (v - rig.cy) * z / rig.fy, z])
-        verts, joints = verts - centre + target, joints - centre + target
+        verts = verts - centre + target
         if verts[:, 2].min() < 0.15:
             continue
-        ok = True
-        for tx in (0.0, rig.baseline_m):
-            uv = _project(verts, k4, tx)
-            ok &= bool(
-                (uv[:, 0] >= m).all()
-                and (uv[:, 0] < rig.width - m).all()
-                and (uv[:, 1] >= m).all()
-                and (uv[:, 1] < rig.height - m).all()
-            )
-        if ok:
-            return verts, joints
+        if _inside_both_views(verts, rig, settings.margin_px):
+            return rot, target
     raise ConfigError(
         f"could not place the hand inside both {rig.width}x{rig.height} images at depth "
         f"{settings.depth_range_m} m in 50 tries; enlarge the images or the depth range"
@@ -260,39 +368,96 @@ def _background_view(texture: np.ndarray, shift_px: float, width: int) -> np.nda
     )
 
 
-def render_pair(
-    hand: HandModel, settings: SynthSettings, seed: int, index: int, faces_t: torch.Tensor
-) -> RenderedPair:
-    """Render pair ``index`` of a split with ``seed`` (deterministic)."""
-    rng = np.random.default_rng([seed, index])
+def sample_appearance(
+    settings: SynthSettings, rng: np.random.Generator, hand: HandModel
+) -> SceneAppearance:
+    """Draw skin, lights, background and gains in the style of ``settings.domain``.
+
+    Args:
+        settings: the domain and the rig (the background texture is cut to its size).
+        rng: random generator (consumed in a fixed order: skin, light, background, gains).
+        hand: the hand model (the skin texture follows its rest vertices).
+
+    Returns:
+        The appearance.
+    """
     style = style_for(settings.domain)
     rig = settings.rig
-    h, w = rig.height, rig.width
-    k4 = np.array([rig.fx, rig.fy, rig.cx, rig.cy])
-
-    gesture = _choose_gesture(style, rng)
-    pose = (
-        sample_pose(rng, 1)[0] if gesture == "random" else gesture_pose(gesture, rng, jitter=0.08)
-    )
-    shape = sample_shape_vectors(rng, 1)[0]
-    verts, joints = _place_hand(hand, rng, settings, pose, shape)
-    faces = hand.faces
-
     albedo_v = sample_skin_albedo(style, rng, hand.template_vertices)
-    normals_v = _vertex_normals(verts, faces)
     elev = np.deg2rad(rng.uniform(*style.light_elevation_deg))
     azim = rng.uniform(0, 2 * np.pi)
     # Direction from the surface toward the light, mostly from the camera side (-z).
     light_dir = np.array([np.sin(elev) * np.cos(azim), np.sin(elev) * np.sin(azim), -np.cos(elev)])
     ambient = rng.uniform(*style.ambient)
     diffuse = rng.uniform(*style.diffuse)
-    texture, bg_depth = sample_background_plane(style, rng, h, w)
-    bg_depth = max(bg_depth, float(verts[:, 2].max()) + 0.2)
-    bg_lit = np.float32(ambient + diffuse * max(-light_dir[2], 0.0))
+    texture, bg_depth = sample_background_plane(style, rng, rig.height, rig.width)
     gains = sample_gains(style, rng)
+    return SceneAppearance(albedo_v, light_dir, ambient, diffuse, texture, bg_depth, gains)
+
+
+def _background_radiance(
+    appearance: SceneAppearance, rig: StereoRigSpec, tx_m: float, depth_m: float
+) -> np.ndarray:
+    """(H, W, 3) float32 linear radiance of the background plane seen by the camera at
+    ``tx_m`` along x, with the plane at ``depth_m``."""
+    a = appearance
+    bg_lit = np.float32(a.ambient + a.diffuse * max(-a.light_dir[2], 0.0))
+    return _background_view(a.background, rig.fx * tx_m / depth_m, rig.width) * bg_lit
+
+
+def render_background_pair(
+    settings: SynthSettings, appearance: SceneAppearance, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Render the background plane alone (no hand in view) into both views.
+
+    Args:
+        settings: the domain (sensor model) and the rig.
+        appearance: the scene's lights, background and gains (the skin is unused).
+        rng: random generator of the sensor noise.
+
+    Returns:
+        left and right (H, W, 3) uint8 RGB images.
+    """
+    style = style_for(settings.domain)
+    rig = settings.rig
+    views = []
+    for tx in (0.0, rig.baseline_m):
+        radiance = _background_radiance(appearance, rig, tx, appearance.background_depth_m)
+        views.append(apply_sensor(radiance.astype(np.float32), style, rng, appearance.gains))
+    return views[0], views[1]
+
+
+def render_scene(
+    hand: HandModel,
+    settings: SynthSettings,
+    scene: HandScene,
+    faces_t: torch.Tensor,
+    rng: np.random.Generator,
+) -> RenderedPair:
+    """Render a given scene into both views of ``settings.rig`` (no gradients).
+
+    Args:
+        hand: the hand model (its faces must be ``faces_t``).
+        settings: the domain (lighting model, sensor model) and the rig.
+        scene: the hand's pose, shape, placement and appearance.
+        faces_t: (F, 3) int64 faces of ``hand`` as a tensor (built once by the caller).
+        rng: random generator of the sensor noise (left view first, then right).
+
+    Returns:
+        The pair with its ground truth. Nothing checks that the hand is inside the images.
+    """
+    style = style_for(settings.domain)
+    rig = settings.rig
+    h, w = rig.height, rig.width
+    k4 = np.array([rig.fx, rig.fy, rig.cx, rig.cy])
+    verts, joints = place_hand(hand, scene.pose, scene.shape, scene.rotation, scene.centre_m)
+    faces = hand.faces
+    a = scene.appearance
+    normals_v = _vertex_normals(verts, faces)
+    bg_depth = max(a.background_depth_m, float(verts[:, 2].max()) + 0.2)
 
     shadow = (
-        _ShadowMap.build(verts, faces_t, light_dir, settings.shadow_map_px)
+        _ShadowMap.build(verts, faces_t, a.light_dir, settings.shadow_map_px)
         if style.shadows
         else None
     )
@@ -301,9 +466,9 @@ def render_pair(
     for view, tx in (("left", 0.0), ("right", rig.baseline_m)):
         cam_verts = verts - np.array([tx, 0.0, 0.0])
         depth, face_index, bary, mask = _raster(cam_verts, faces_t, k4, (h, w))
-        radiance = _background_view(texture, rig.fx * tx / bg_depth, w) * bg_lit
+        radiance = _background_radiance(a, rig, tx, bg_depth)
         if mask.any():
-            albedo, covered = _interp(albedo_v, faces, face_index, bary)
+            albedo, covered = _interp(a.albedo, faces, face_index, bary)
             normal, _ = _interp(normals_v, faces, face_index, bary)
             normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
             lit = None
@@ -314,8 +479,10 @@ def render_pair(
                     [(cols - rig.cx) * z / rig.fx + tx, (rows - rig.cy) * z / rig.fy, z], axis=1
                 )
                 lit = shadow.lit(pts)
-            radiance[covered] = shade_lambert(albedo, normal, light_dir, ambient, diffuse, lit)
-        images.append(apply_sensor(radiance.astype(np.float32), style, rng, gains))
+            radiance[covered] = shade_lambert(
+                albedo, normal, a.light_dir, a.ambient, a.diffuse, lit
+            )
+        images.append(apply_sensor(radiance.astype(np.float32), style, rng, a.gains))
         masks.append(mask)
         if view == "left":
             depth_left = depth
@@ -338,7 +505,28 @@ def render_pair(
         "vertices_uv_right": _project(verts, k4, rig.baseline_m).astype(np.float32),
         "visibility": visibility,
     }
-    return RenderedPair(images[0], images[1], masks[0], masks[1], annotation, gesture)
+    return RenderedPair(images[0], images[1], masks[0], masks[1], annotation, scene.gesture)
+
+
+def render_pair(
+    hand: HandModel, settings: SynthSettings, seed: int, index: int, faces_t: torch.Tensor
+) -> RenderedPair:
+    """Render pair ``index`` of a split with ``seed`` (deterministic).
+
+    Draws, from ``numpy.random.default_rng([seed, index])`` and in this order: the gesture
+    and pose, the shape, the placement, the appearance, then the sensor noise of both views.
+    """
+    rng = np.random.default_rng([seed, index])
+    style = style_for(settings.domain)
+    gesture = _choose_gesture(style, rng)
+    pose = (
+        sample_pose(rng, 1)[0] if gesture == "random" else gesture_pose(gesture, rng, jitter=0.08)
+    )
+    shape = sample_shape_vectors(rng, 1)[0]
+    rotation, centre = _place_randomly(hand, rng, settings, pose, shape)
+    appearance = sample_appearance(settings, rng, hand)
+    scene = HandScene(pose, shape, rotation, centre, appearance, gesture)
+    return render_scene(hand, settings, scene, faces_t, rng)
 
 
 def iter_synthetic_pairs(

@@ -345,6 +345,11 @@ ADAPTATION_PARAMETERS: tuple[ParamSpec, ...] = (
 )
 
 
+def _number(value: float) -> str:
+    """A range bound as written in the configs and the README (integers in full)."""
+    return str(int(value)) if float(value).is_integer() and abs(value) >= 1e5 else f"{value:g}"
+
+
 def _yaml_scalar(value: bool | int | float | str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -367,7 +372,7 @@ def config_yaml_text(node_name: str, specs: Sequence[ParamSpec]) -> str:
     for spec in specs:
         notes = []
         if spec.low is not None and spec.high is not None:
-            notes.append(f"range [{spec.low:g}, {spec.high:g}]")
+            notes.append(f"range [{_number(spec.low)}, {_number(spec.high)}]")
         if spec.choices is not None:
             notes.append("one of " + " | ".join(spec.choices))
         notes.append(_WHEN[spec.applies])
@@ -379,7 +384,10 @@ def config_yaml_text(node_name: str, specs: Sequence[ParamSpec]) -> str:
 
 def node_parameter_tables() -> dict[str, tuple[str, tuple[ParamSpec, ...]]]:
     """Node name -> (config file name, parameter table) of every node of the package."""
+    from stereo_hand_mesh.ros.stereo_camera_sim import STEREO_CAMERA_SIM_PARAMETERS
+
     return {
         "hand_mesh_node": ("hand_mesh.yaml", HAND_MESH_PARAMETERS),
         "adaptation_node": ("adaptation.yaml", ADAPTATION_PARAMETERS),
+        "stereo_camera_sim": ("stereo_camera_sim.yaml", STEREO_CAMERA_SIM_PARAMETERS),
     }
