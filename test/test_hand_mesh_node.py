@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -355,3 +357,18 @@ def test_launch_and_config_files_match_the_nodes():
         for node_name, section in doc.items():
             declared = {s.name for s in tables[node_name][1]}
             assert set(section["ros__parameters"]) <= declared, (extra.name, node_name)
+    # The configs and the README's parameter tables are what the tables generate.
+    check = subprocess.run(
+        [sys.executable, str(repo / "tools" / "write_configs.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
+    # RViz shows topics the node publishes.
+    rviz = yaml.safe_load((repo / "config" / "hand_mesh.rviz").read_text())
+    topics = {
+        d["Topic"]["Value"]
+        for d in rviz["Visualization Manager"]["Displays"]
+        if isinstance(d.get("Topic"), dict)
+    }
+    assert topics == {"/hand/markers", "/hand/joints", "/hand/vertices", "/hand/overlay"}

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Write config/<node>.yaml from the nodes' parameter tables (one source of truth).
+"""Write config/<node>.yaml and the README's parameter tables from the nodes' parameter
+tables (one source of truth).
 
 Every declared parameter appears with its default and a comment (its description, range and
-choices). test/test_ros_config.py checks that the committed files equal what this writes.
+choices). test/test_hand_mesh_node.py checks that the committed files equal what this writes.
 
     .venv/bin/python tools/write_configs.py          # rewrite the files
     .venv/bin/python tools/write_configs.py --check  # exit 1 when a file is out of date
@@ -14,9 +15,23 @@ import argparse
 import sys
 from pathlib import Path
 
-from stereo_hand_mesh.ros.parameters import config_yaml_text, node_parameter_tables
+from stereo_hand_mesh.ros.parameters import (
+    config_yaml_text,
+    node_parameter_tables,
+    parameters_markdown,
+)
 
-CONFIG = Path(__file__).resolve().parents[1] / "config"
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "config"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- parameters:begin (tools/write_configs.py) -->", "<!-- parameters:end -->"
+
+
+def readme_text(current: str) -> str:
+    """The README with its parameter block replaced by the generated tables."""
+    head, rest = current.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{parameters_markdown()}{END}{tail}"
 
 
 def main() -> int:
@@ -24,9 +39,12 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="only check, write nothing")
     args = parser.parse_args()
     stale = []
-    for node, (filename, specs) in node_parameter_tables().items():
-        path = CONFIG / filename
-        text = config_yaml_text(node, specs)
+    outputs = [
+        (CONFIG / filename, config_yaml_text(node, specs))
+        for node, (filename, specs) in node_parameter_tables().items()
+    ]
+    outputs.append((README, readme_text(README.read_text())))
+    for path, text in outputs:
         if args.check:
             if not path.is_file() or path.read_text() != text:
                 stale.append(str(path))

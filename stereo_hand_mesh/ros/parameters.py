@@ -23,6 +23,7 @@ __all__ = [
     "config_yaml_text",
     "declare_parameters",
     "node_parameter_tables",
+    "parameters_markdown",
     "validate_value",
 ]
 
@@ -391,3 +392,29 @@ def node_parameter_tables() -> dict[str, tuple[str, tuple[ParamSpec, ...]]]:
         "adaptation_node": ("adaptation.yaml", ADAPTATION_PARAMETERS),
         "stereo_camera_sim": ("stereo_camera_sim.yaml", STEREO_CAMERA_SIM_PARAMETERS),
     }
+
+
+def parameters_markdown() -> str:
+    """The README's parameter tables (one per node), from the parameter tables."""
+    out = []
+    for node, (_, specs) in node_parameter_tables().items():
+        out += [
+            f"### `{node}`",
+            "",
+            "| parameter | default | range / choices | applies | what |",
+            "|---|---|---|---|---|",
+        ]
+        for spec in specs:
+            if spec.choices:
+                allowed = " \\| ".join(spec.choices)
+            elif spec.low is not None and spec.high is not None:
+                allowed = f"[{_number(spec.low)}, {_number(spec.high)}]"
+            else:
+                allowed = ""
+            default = _yaml_scalar(spec.default)
+            out.append(
+                f"| `{spec.name}` | `{default}` | {allowed} | {spec.applies} | "
+                f"{spec.description} |"
+            )
+        out.append("")
+    return "\n".join(out)
