@@ -42,7 +42,7 @@ from typing import Any
 
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import serialize_message
@@ -412,7 +412,7 @@ def main(args: Sequence[str] | None = None) -> int:
         print(f"[{NODE_NAME}] cannot start: {err}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return 1
-    executor = MultiThreadedExecutor(num_threads=3)
+    executor = SingleThreadedExecutor()  # the adapt run waits in its own thread
     executor.add_node(node)
     try:
         executor.spin()

@@ -1,7 +1,8 @@
 """``hand_mesh_node``: synchronized stereo pairs in, metric 3D hand mesh, joints and TF out.
 
-Threads. The executor (two threads) runs the subscriptions, the ``~/reload_model`` service
-(its own callback group, so a model load never stalls the inputs) and the diagnostics timer.
+Threads. A single-threaded executor runs the subscriptions, the ``~/reload_model`` service
+(an async callback: the model loads in its own thread, so a load never stalls the inputs) and
+the diagnostics timer.
 Synchronized sets go into a one-slot mailbox; a worker thread takes the newest set, runs the
 pipeline and publishes. A set replaced in the mailbox before the worker took it counts as a
 dropped pair (the node always works on the newest pair, so latency stays bounded under load).
@@ -37,10 +38,10 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.task import Future
 from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
 from std_srvs.srv import Trigger
 
@@ -211,12 +212,7 @@ class HandMeshNode(Node):
             qos_profile_sensor_data,
         )
         self.create_subscription(RegionOfInterest, "hand/roi", self._on_roi, 10)
-        self.create_service(
-            Trigger,
-            "~/reload_model",
-            self._on_reload,
-            callback_group=MutuallyExclusiveCallbackGroup(),
-        )
+        self.create_service(Trigger, "~/reload_model", self._on_reload)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_prev = (list(self._sync.received), 0, 0)
         self._diag_timer = self.create_timer(self._p["diagnostics_period_s"], self._diagnose)
@@ -248,16 +244,28 @@ class HandMeshNode(Node):
         )
         return _Model(pipeline, choice.reason, p["model_file_path"] or "(shipped default)")
 
-    def _on_reload(self, _request: Any, response: Any) -> Any:
+    async def _on_reload(self, _request: Any, response: Any) -> Any:
+        # The model loads in a thread: the executor keeps delivering pairs meanwhile and the
+        # worker keeps serving them with the current model; the swap is one assignment.
+        done: Future = Future(executor=self.executor)
         p = dict(self._p)
-        try:
-            model = self._load_model(p)
-        except StereoHandMeshError as err:
+
+        def load() -> None:
+            try:
+                done.set_result((self._load_model(p), None))
+            except StereoHandMeshError as err:
+                done.set_result((None, err))
+
+        # The done callback wakes the executor (its guard condition), which then resumes us.
+        done.add_done_callback(lambda _: None)
+        threading.Thread(target=load, name="reload_model", daemon=True).start()
+        model, error = await done
+        if error is not None:
             response.success = False
-            response.message = f"reload refused, the current model keeps running: {err}"
+            response.message = f"reload refused, the current model keeps running: {error}"
             self._log.error(response.message)
             return response
-        self._model = model  # the worker picks it up at its next pair (atomic swap)
+        self._model = model  # the worker picks it up at its next pair
         response.success = True
         response.message = f"reloaded: {model.reason}; model {model.path}"
         self._log.info(response.message)
@@ -561,7 +569,7 @@ def main(args: Sequence[str] | None = None) -> int:
         print(f"[{NODE_NAME}] cannot start: {err}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return 1
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = SingleThreadedExecutor()  # rclpy's multi-threaded one costs a core by itself
     executor.add_node(node)
     try:
         executor.spin()
