@@ -162,3 +162,59 @@ def test_adapt_service_validates_exports_and_reloads_hand_mesh_node(
         peer.close()
         assert node.stop() == 0, node.log()
         assert mesh.stop() == 0, mesh.log()
+
+
+def test_disk_full_while_recording_stops_cleanly_and_keeps_what_was_written(
+    tmp_path, ros_context, target_pairs
+):
+    """A real 4 MB tmpfs as bag_dir: the node logs why recording stopped, keeps running, and
+    the closed splits stay readable (skipped where a tmpfs cannot be mounted)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill (mount: {mounted.stderr.strip()})")
+    node = NodeProcess(
+        "adaptation_node",
+        tmp_path / "adaptation.log",
+        {
+            "bag_dir": str(mnt / "bags"),
+            "model_dir": str(tmp_path / "models"),
+            "split_seconds": 0.5,
+            "min_free_mb": 0,
+            "min_interval_s": 0.0,
+        },
+    )
+    peer = Peer(ros_context)
+    peer.subscribe(String, "/adaptation_node/status")
+    try:
+        pub = PairPublisher(peer.node)
+        assert peer.spin_until(lambda: pub.subscribers() > 0, 30), node.log()
+        reply = peer.call(Trigger, "/adaptation_node/start_recording", Trigger.Request())
+        assert reply is not None and reply.success, reply
+        t0 = peer.node.get_clock().now().nanoseconds
+        for i, sample in enumerate(target_pairs):  # 0.46 MB of images per pair: fills 4 MB
+            pub.publish(pair_messages(sample, t0 + i * 250_000_000))
+            peer.spin_for(0.12)
+        assert peer.spin_until(lambda: "recording stopped" in node.log(), 10), node.log()
+        assert "disk full" in node.log() or "ENOSPC" in node.log(), node.log()
+        peer.spin_for(1.2)
+        assert "stopped" in _status(peer)["recording"]["state"]
+        (session,) = recording_sessions(mnt / "bags")
+        splits = closed_splits(session)
+        assert splits, "no split survived"
+        for split in splits:
+            assert bag_info(split).topics["/left/image_rect"].count > 0
+        # The node keeps serving: a new start is refused only for lack of space, clearly.
+        again = peer.call(Trigger, "/adaptation_node/start_recording", Trigger.Request())
+        assert again is not None
+        assert node.alive()
+    finally:
+        peer.close()
+        code = node.stop()
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+        assert code == 0, node.log()

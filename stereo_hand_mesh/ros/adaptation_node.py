@@ -193,7 +193,7 @@ class AdaptationNode(Node):
                 if self._recorder.write_pair(stamp, messages):
                     self._kept += 1
             except RecordingStoppedError as err:
-                self._log.error(f"recording stopped: {err}")
+                self._log.error(str(err))  # says "recording stopped: <why>"
                 self._publish_status()
 
     def _on_start(self, _req: Any, res: Any) -> Any:
