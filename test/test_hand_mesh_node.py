@@ -372,3 +372,48 @@ def test_launch_and_config_files_match_the_nodes():
         if isinstance(d.get("Topic"), dict)
     }
     assert topics == {"/hand/markers", "/hand/joints", "/hand/vertices", "/hand/overlay"}
+
+
+def test_an_external_roi_finds_the_hand_the_skin_locator_cannot(tmp_path, peer, samples):
+    """On grey (mono8) images skin colour finds nothing; an ROI on hand/roi still gives a
+    mesh, and once the ROI is older than roi_timeout_s the node is back to "no hand"."""
+    from sensor_msgs.msg import RegionOfInterest
+
+    node = NodeProcess(
+        "hand_mesh_node",
+        tmp_path / "node.log",
+        {**FAST, "min_confidence": 0.0, "roi_timeout_s": 1.0},
+    )
+    try:
+        pub = PairPublisher(peer.node)
+        roi_pub = peer.node.create_publisher(RegionOfInterest, "hand/roi", 10)
+        _connect(peer, pub, node)
+        sample = samples[0]
+        stamp = peer.node.get_clock().now().nanoseconds
+        pub.publish(pair_messages(sample, stamp, encoding="mono8"))
+        peer.spin_for(1.5)
+        assert stamp not in {stamp_key(m.header) for m in peer.messages["hand/joints"]}
+        lo, hi = sample.uv_left.min(axis=0), sample.uv_left.max(axis=0)
+        side = float(max(hi - lo)) * 1.3
+        cx, cy = (lo + hi) / 2
+        roi = RegionOfInterest(
+            x_offset=int(cx - side / 2), y_offset=int(cy - side / 2),
+            width=int(side), height=int(side),
+        )  # fmt: skip
+        assert peer.spin_until(lambda: roi_pub.get_subscription_count() > 0, 10)
+        roi_pub.publish(roi)
+        peer.spin_for(0.2)
+        with_roi = stamp + 100_000_000
+        pub.publish(pair_messages(sample, with_roi, encoding="mono8"))
+        assert peer.spin_until(
+            lambda: with_roi in {stamp_key(m.header) for m in peer.messages["hand/joints"]}, 10
+        ), node.log()
+        joints = {stamp_key(m.header): m for m in peer.messages["hand/joints"]}[with_roi]
+        assert np.linalg.norm(joints_of(joints) - sample.joints, axis=1).mean() < 0.08
+        peer.spin_for(1.5)  # the ROI is now stale
+        late = with_roi + 100_000_000
+        pub.publish(pair_messages(sample, late, encoding="mono8"))
+        peer.spin_for(1.5)
+        assert late not in {stamp_key(m.header) for m in peer.messages["hand/joints"]}
+    finally:
+        assert node.stop() == 0, node.log()
