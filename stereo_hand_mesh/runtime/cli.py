@@ -49,23 +49,33 @@ def add_runtime_parsers(sub: argparse._SubParsersAction) -> dict:
     b.add_argument("--warmup", type=int, default=20)
     b.add_argument("--threads", type=int, default=0, help="CPU threads (0: defaults)")
     b.add_argument("--model", type=Path, default=None, help=".onnx or .pt (default: shipped)")
-    b.add_argument("--system", action="store_true", help="whole-graph benchmark (issue 8)")
+    b.add_argument(
+        "--system", action="store_true",
+        help="system benchmark: play --bag through hand_mesh_node in its own process",
+    )  # fmt: skip
+    b.add_argument(
+        "--bag", type=Path, action="append", default=[],
+        help="(--system) stereo bag from 'synth --bag'; repeat for several sizes",
+    )  # fmt: skip
+    b.add_argument(
+        "--rates", type=float, nargs="+", default=[15, 30, 45, 60, 75, 90],
+        help="(--system) input rates tried, pairs/s",
+    )  # fmt: skip
+    b.add_argument("--seconds", type=float, default=8.0, help="(--system) seconds per rate")
+    b.add_argument(
+        "--soak-seconds", type=float, default=0.0,
+        help="(--system) soak at 30 Hz for this long (memory and drop curves)",
+    )  # fmt: skip
     return {"export": run_export, "infer": run_infer, "bench": run_bench}
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    import sys
 
     from stereo_hand_mesh.errors import ConfigError
     from stereo_hand_mesh.pipeline.bench import bench_pipeline, markdown_table, write_results
 
     if args.system:
-        print(
-            "stereo-hand-mesh bench --system: not available yet: the system benchmark "
-            "(hand_mesh_node over DDS, issue 8) is not built in this version. Nothing was run.",
-            file=sys.stderr,
-        )
-        return 3
+        return _run_system_bench(args)
     if args.pairs < 300:
         print(f"bench: note: {args.pairs} pairs (the reported figures use >= 300)")
     if args.pairs < 1:
@@ -76,6 +86,35 @@ def run_bench(args: argparse.Namespace) -> int:
     write_results(payload, args.json)
     print(markdown_table(payload), end="")
     print(f"bench: wrote {args.json} and {args.json.with_suffix('.md')}")
+    return 0
+
+
+def _run_system_bench(args: argparse.Namespace) -> int:
+    import os
+
+    from stereo_hand_mesh._paths import share_path
+
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.setdefault(
+        "FASTDDS_DEFAULT_PROFILES_FILE", str(share_path("config", "fastdds_shm.xml"))
+    )
+    from stereo_hand_mesh.ros.system_bench import (
+        SystemBenchSettings,
+        markdown_table,
+        run_system_bench,
+        write_results,
+    )
+
+    settings = SystemBenchSettings(
+        bags=tuple(args.bag),
+        rates_hz=tuple(args.rates),
+        seconds=args.seconds,
+        soak_seconds=args.soak_seconds,
+    )
+    payload = run_system_bench(settings, args.json.parent / (args.json.stem + "_logs"))
+    write_results(payload, args.json)
+    print(markdown_table(payload), end="")
+    print(f"bench --system: wrote {args.json} and {args.json.with_suffix('.md')}")
     return 0
 
 
