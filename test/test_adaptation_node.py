@@ -4,6 +4,7 @@ reads them, and ~/adapt runs adapt -> validate -> export -> reload on a running 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 
@@ -218,3 +219,121 @@ def test_disk_full_while_recording_stops_cleanly_and_keeps_what_was_written(
         code = node.stop()
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
         assert code == 0, node.log()
+
+
+def test_kill_9_while_recording_keeps_closed_splits_and_the_next_start_recovers(
+    tmp_path, ros_context, target_pairs
+):
+    bags = tmp_path / "bags"
+    params = {
+        "bag_dir": str(bags),
+        "model_dir": str(tmp_path / "models"),
+        "split_seconds": 1.0,
+        "min_interval_s": 0.0,
+    }
+    node = NodeProcess("adaptation_node", tmp_path / "first.log", params)
+    peer = Peer(ros_context)
+    peer.subscribe(String, "/adaptation_node/status")
+    try:
+        pub = PairPublisher(peer.node)
+        assert peer.spin_until(lambda: pub.subscribers() > 0, 30), node.log()
+        reply = peer.call(Trigger, "/adaptation_node/start_recording", Trigger.Request())
+        assert reply is not None and reply.success
+        t0 = peer.node.get_clock().now().nanoseconds
+        for i, sample in enumerate(target_pairs[:14]):  # 3.5 s of stamps: splits 0-2 close
+            pub.publish(pair_messages(sample, t0 + i * 250_000_000))
+            peer.spin_for(0.12)
+        peer.spin_for(0.5)
+        node.stop(signal.SIGKILL)
+        (session,) = recording_sessions(bags)
+        closed = closed_splits(session)
+        assert len(closed) >= 2
+        for split in closed:
+            assert bag_info(split).topics["/left/image_rect"].count > 0
+        assert list(session.glob(".split_*.partial")), "expected the open split left behind"
+
+        second = NodeProcess("adaptation_node", tmp_path / "second.log", params)
+        try:
+            assert peer.spin_until(lambda: "recordings in" in second.log(), 30), second.log()
+            assert "crash leftover" in second.log()
+            assert not list(session.glob(".split_*.partial"))
+            after = closed_splits(session)
+            assert after[: len(closed)] == closed  # closed splits untouched
+        finally:
+            assert second.stop() == 0, second.log()
+        run = subprocess.run(
+            [str(BIN / "stereo-hand-mesh"), "adapt", "--data", str(session), "--out",
+             str(tmp_path / "a.pt"), "--epochs", "1", "--limit", "6", "--quiet", "--threads", "2"],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout + run.stderr
+    finally:
+        peer.close()
+        node.stop()
+
+
+def test_kill_9_of_an_adapt_run_keeps_the_serving_model_and_the_next_adapt_runs(
+    tmp_path, ros_context, target_pairs
+):
+    import psutil
+
+    models = tmp_path / "models"
+    node = NodeProcess(
+        "adaptation_node",
+        tmp_path / "adaptation.log",
+        {
+            "bag_dir": str(tmp_path / "bags"),
+            "model_dir": str(models),
+            "split_seconds": 2.0,
+            "epochs": 30,  # long enough to be killed
+            "adapt_limit": 12,
+            "adapt_threads": 2,
+        },
+    )
+    mesh = NodeProcess("hand_mesh_node", tmp_path / "hand_mesh.log", {"diagnostics_period_s": 0.5})
+    peer = Peer(ros_context)
+    peer.subscribe(String, "/adaptation_node/status")
+    peer.subscribe(DiagnosticArray, "/diagnostics")
+    try:
+        _record(peer, node, target_pairs)
+        reply = peer.call(Trigger, "/adaptation_node/adapt", Trigger.Request())
+        assert reply is not None and reply.success, reply
+
+        def adapt_child():
+            for child in psutil.Process(node.proc.pid).children(recursive=True):
+                if "adapt" in child.cmdline()[2:3]:
+                    return child
+            return None
+
+        assert peer.spin_until(lambda: adapt_child() is not None, 30), node.log()
+        peer.spin_for(3.0)  # let it train (and checkpoint) a little
+        adapt_child().kill()
+        assert peer.spin_until(
+            lambda: "failed" in _status(peer).get("adaptation", {}).get("state", ""), 30
+        ), node.log()
+        assert "-9" in _status(peer)["adaptation"]["state"]
+        peer.spin_for(1.0)
+        diag = {}
+        for msg in reversed(peer.messages["/diagnostics"]):
+            if msg.status and msg.status[0].name.startswith("hand_mesh_node"):
+                diag = {kv.key: kv.value for kv in msg.status[0].values}
+                break
+        assert diag.get("model") == "(shipped default)", diag  # still serving the old model
+        assert mesh.alive() and node.alive()
+
+        results = peer.set_parameters("/adaptation_node", {"epochs": 1})
+        assert results is not None and all(r.successful for r in results)
+        again = peer.call(Trigger, "/adaptation_node/adapt", Trigger.Request())
+        assert again is not None and again.success, again
+
+        def finished() -> bool:
+            state = _status(peer).get("adaptation", {}).get("state", "")
+            return any(w in state for w in ("deployed", "kept", "not deployed", "failed"))
+
+        assert peer.spin_until(finished, 300), node.log()
+        assert not _status(peer)["adaptation"]["state"].startswith("failed"), node.log()
+        assert len(list(models.glob("adapt_*"))) == 2  # the killed run stays, apart
+    finally:
+        peer.close()
+        assert node.stop() == 0, node.log()
+        assert mesh.stop() == 0, mesh.log()

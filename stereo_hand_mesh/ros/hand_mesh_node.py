@@ -569,6 +569,9 @@ def main(args: Sequence[str] | None = None) -> int:
         print(f"[{NODE_NAME}] cannot start: {err}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return 1
+    except KeyboardInterrupt:  # Ctrl-C (or SIGINT from launch) while starting up
+        rclpy.try_shutdown()
+        return 0
     executor = SingleThreadedExecutor()  # rclpy's multi-threaded one costs a core by itself
     executor.add_node(node)
     try:

@@ -111,7 +111,7 @@ def _run_system_bench(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         soak_seconds=args.soak_seconds,
     )
-    payload = run_system_bench(settings, args.json.parent / (args.json.stem + "_logs"))
+    payload = run_system_bench(settings, Path("runs") / "system_bench")  # node logs
     write_results(payload, args.json)
     print(markdown_table(payload), end="")
     print(f"bench --system: wrote {args.json} and {args.json.with_suffix('.md')}")
