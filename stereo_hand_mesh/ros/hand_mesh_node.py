@@ -230,6 +230,11 @@ class HandMeshNode(Node):
     # ------------------------------------------------------------------ model
 
     def _load_model(self, p: dict[str, Any]) -> _Model:
+        engine = p["engine_file_path"]
+        if engine and not engine.endswith((".plan", ".engine")):
+            # engine_file_path is the one parameter the node writes to (the TensorRT cache):
+            # it may only name an engine file, never an arbitrary file to overwrite.
+            raise ConfigError(f"engine_file_path expected a .plan or .engine file; got {engine!r}")
         choice = create_backend(
             p["backend"],
             p["model_file_path"] or None,

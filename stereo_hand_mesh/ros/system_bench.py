@@ -345,6 +345,22 @@ def markdown_table(payload: dict[str, Any]) -> str:
                 f"{f(100 * w['dropped_fraction'] if w['dropped_fraction'] is not None else None)}"
                 f"% | {f(w['latency_p50_ms'])} | {f(w['node_cpu_percent'])} |"
             )
+    for r in payload["results"]:
+        if r["soak"]:
+            lines += [
+                "",
+                f"Soak, {r['image']} at {payload['config']['latency_rate_hz']:g} Hz:",
+                "",
+                "| t s | published | dropped | p50 ms | max ms | CPU % | RSS MB |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for w in r["soak"]:
+                lines.append(
+                    f"| {w['t_s']:g} | {w['published']} | "
+                    f"{f(100 * (w['dropped_fraction'] or 0))}% | {f(w['latency_p50_ms'])} | "
+                    f"{f(w['latency_max_ms'])} | {f(w['node_cpu_percent'])} | "
+                    f"{f(w['node_rss_mb'])} |"
+                )
     return "\n".join(lines) + "\n"
 
 
