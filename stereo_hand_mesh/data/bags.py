@@ -478,16 +478,7 @@ def _stamp_ns(msg: Any) -> int:
 
 def _camera_info_fields(msg: Any, where: str) -> CameraInfoFields:
     try:
-        return CameraInfoFields(
-            width=int(msg.width),
-            height=int(msg.height),
-            K=np.asarray(msg.k, dtype=np.float64),
-            D=np.asarray(msg.d, dtype=np.float64),
-            R=np.asarray(msg.r, dtype=np.float64),
-            P=np.asarray(msg.p, dtype=np.float64),
-            distortion_model=str(msg.distortion_model),
-            frame_id=str(msg.header.frame_id),
-        )
+        return CameraInfoFields.from_message(msg)
     except CameraInfoError as err:
         raise DataError(f"{where}: {err}") from None
 

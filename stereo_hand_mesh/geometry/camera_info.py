@@ -7,6 +7,7 @@ Both the ROS message conversion (``ros/``) and the camera_calibration_parsers YA
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +55,30 @@ class CameraInfoFields:
         object.__setattr__(self, "D", np.asarray(self.D, dtype=np.float64).reshape(-1))
         object.__setattr__(self, "width", int(self.width))
         object.__setattr__(self, "height", int(self.height))
+
+    @classmethod
+    def from_message(cls, msg: Any) -> CameraInfoFields:
+        """The fields of a sensor_msgs/CameraInfo message object (rclpy's or rosbags'; any
+        object with ``width``, ``height``, ``k``, ``d``, ``r``, ``p``,
+        ``distortion_model`` and ``header.frame_id``). Not validated: call
+        :meth:`validate`.
+
+        Raises:
+            CameraInfoError: the fields cannot be read or k, r, p have the wrong sizes.
+        """
+        try:
+            return cls(
+                width=int(msg.width),
+                height=int(msg.height),
+                K=np.asarray(msg.k, dtype=np.float64),
+                D=np.asarray(msg.d, dtype=np.float64),
+                R=np.asarray(msg.r, dtype=np.float64),
+                P=np.asarray(msg.p, dtype=np.float64),
+                distortion_model=str(msg.distortion_model),
+                frame_id=str(msg.header.frame_id),
+            )
+        except (TypeError, ValueError, AttributeError) as err:
+            raise CameraInfoError(f"camera_info could not be read: {err}") from None
 
     def validate(self) -> CameraInfoFields:
         """Check the fields a rectified stereo pipeline needs; return self.

@@ -40,9 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import serialize_message
@@ -67,6 +65,7 @@ from stereo_hand_mesh.errors import (
     StereoHandMeshError,
 )
 from stereo_hand_mesh.ros.image_conversion import image_msg_to_rgb8
+from stereo_hand_mesh.ros.node_main import run_node
 from stereo_hand_mesh.ros.parameters import (
     ADAPTATION_PARAMETERS,
     declare_parameters,
@@ -405,28 +404,7 @@ class AdaptationNode(Node):
 
 def main(args: Sequence[str] | None = None) -> int:
     """Console script ``adaptation_node``."""
-    rclpy.init(args=args)
-    try:
-        node = AdaptationNode()
-    except StereoHandMeshError as err:
-        print(f"[{NODE_NAME}] cannot start: {err}", file=sys.stderr, flush=True)
-        rclpy.try_shutdown()
-        return 1
-    except KeyboardInterrupt:  # Ctrl-C (or SIGINT from launch) while starting up
-        rclpy.try_shutdown()
-        return 0
-    executor = SingleThreadedExecutor()  # the adapt run waits in its own thread
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.shutdown()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(AdaptationNode, NODE_NAME, args)
 
 
 if __name__ == "__main__":

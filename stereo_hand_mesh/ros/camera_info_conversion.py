@@ -1,16 +1,14 @@
 """sensor_msgs/CameraInfo <-> :class:`~stereo_hand_mesh.geometry.camera_info.CameraInfoFields`.
 
-The geometry layer only sees :class:`CameraInfoFields`; this is the one place that reads and
-writes the ROS message.
+The geometry layer only sees :class:`CameraInfoFields`. Reading is
+:meth:`CameraInfoFields.from_message` (shared with the rosbag2 reader, whose messages have the
+same fields); writing an rclpy message is here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from stereo_hand_mesh.errors import CameraInfoError
 from stereo_hand_mesh.geometry.camera_info import CameraInfoFields
 
 __all__ = ["camera_info_fields_to_msg", "camera_info_msg_to_fields"]
@@ -20,21 +18,10 @@ def camera_info_msg_to_fields(msg: Any) -> CameraInfoFields:
     """Read a sensor_msgs/msg/CameraInfo (not validated: call ``.validate()``).
 
     Raises:
-        CameraInfoError: k, r or p do not hold 9, 9 and 12 values.
+        CameraInfoError: the fields cannot be read, or k, r or p do not hold 9, 9 and 12
+            values.
     """
-    try:
-        return CameraInfoFields(
-            width=int(msg.width),
-            height=int(msg.height),
-            K=np.asarray(msg.k, dtype=np.float64),
-            D=np.asarray(msg.d, dtype=np.float64),
-            R=np.asarray(msg.r, dtype=np.float64),
-            P=np.asarray(msg.p, dtype=np.float64),
-            distortion_model=str(msg.distortion_model),
-            frame_id=str(msg.header.frame_id),
-        )
-    except (TypeError, ValueError) as err:
-        raise CameraInfoError(f"camera_info could not be read: {err}") from None
+    return CameraInfoFields.from_message(msg)
 
 
 def camera_info_fields_to_msg(info: CameraInfoFields, header: Any = None) -> Any:

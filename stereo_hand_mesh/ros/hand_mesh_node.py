@@ -35,10 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.task import Future
@@ -60,6 +58,7 @@ from stereo_hand_mesh.pipeline.overlay import draw_overlay
 from stereo_hand_mesh.ros.camera_info_conversion import camera_info_msg_to_fields
 from stereo_hand_mesh.ros.image_conversion import array_to_image_msg, image_msg_to_rgb8
 from stereo_hand_mesh.ros.messages import build_outputs, delete_markers_msg
+from stereo_hand_mesh.ros.node_main import run_node
 from stereo_hand_mesh.ros.parameters import (
     HAND_MESH_PARAMETERS,
     ParamSpec,
@@ -172,6 +171,7 @@ class HandMeshNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         self._specs: dict[str, ParamSpec] = {s.name: s for s in HAND_MESH_PARAMETERS}
         self._p = declare_parameters(self, HAND_MESH_PARAMETERS)
+        self._settings = pipeline_settings_from(self._p)  # replaced when a parameter changes
         self._faces = template_hand().faces
         self._model = self._load_model(self._p)
         self._log = self.get_logger()
@@ -214,7 +214,7 @@ class HandMeshNode(Node):
         self.create_subscription(RegionOfInterest, "hand/roi", self._on_roi, 10)
         self.create_service(Trigger, "~/reload_model", self._on_reload)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._diag_prev = (list(self._sync.received), 0, 0)
+        self._diag_prev = (list(self._sync.received), 0)
         self._diag_timer = self.create_timer(self._p["diagnostics_period_s"], self._diagnose)
 
         self._cond = threading.Condition()
@@ -244,9 +244,7 @@ class HandMeshNode(Node):
             intra_op_threads=p["intra_op_threads"],
         )
         info = choice.backend.info
-        pipeline = HandMeshPipeline(
-            choice.backend, joint_regressor_for(info), pipeline_settings_from(p)
-        )
+        pipeline = HandMeshPipeline(choice.backend, joint_regressor_for(info), self._settings)
         return _Model(pipeline, choice.reason, p["model_file_path"] or "(shipped default)")
 
     async def _on_reload(self, _request: Any, response: Any) -> Any:
@@ -288,10 +286,11 @@ class HandMeshNode(Node):
                 return SetParametersResult(successful=False, reason=str(err))
         candidate = {**self._p, **updates}
         try:
-            pipeline_settings_from(candidate)
+            settings = pipeline_settings_from(candidate)
         except ConfigError as err:
             return SetParametersResult(successful=False, reason=str(err))
-        self._p = candidate  # live settings reach the pipeline at the next pair
+        self._p = candidate
+        self._settings = settings  # reaches the pipeline at the next pair
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ inputs
@@ -400,9 +399,8 @@ class HandMeshNode(Node):
             self._input_error(type(err).__name__, str(err))
             return
         model = self._model
-        settings = pipeline_settings_from(self._p)
-        if model.pipeline.settings != settings:
-            model.pipeline.update_settings(settings)
+        if model.pipeline.settings is not self._settings:
+            model.pipeline.update_settings(self._settings)
         stamp_s = header.stamp.sec + header.stamp.nanosec * 1e-9
         try:
             est = model.pipeline.process(left, right, rig, stamp_s, self._current_roi())
@@ -459,11 +457,11 @@ class HandMeshNode(Node):
         period = self._p["diagnostics_period_s"]
         recent = self._stats.recent(max(period, 1.0))
         received = list(self._sync.received)
-        prev_received, prev_sets, _ = self._diag_prev
+        prev_received, prev_sets = self._diag_prev
         with self._stats.lock:
             sets = self._stats.sets
         new_msgs = [a - b for a, b in zip(received, prev_received, strict=True)]
-        self._diag_prev = (received, sets, 0)
+        self._diag_prev = (received, sets)
         warnings = []
         # Judged only over a period in which the inputs clearly flow (>= 3 messages on some
         # input), so that a pair split by the timer tick raises nothing.
@@ -567,28 +565,7 @@ def _cloud_type() -> type:
 
 def main(args: Sequence[str] | None = None) -> int:
     """Console script ``hand_mesh_node`` (``ros2 run stereo_hand_mesh hand_mesh_node``)."""
-    rclpy.init(args=args)
-    try:
-        node = HandMeshNode()
-    except StereoHandMeshError as err:
-        print(f"[{NODE_NAME}] cannot start: {err}", file=sys.stderr, flush=True)
-        rclpy.try_shutdown()
-        return 1
-    except KeyboardInterrupt:  # Ctrl-C (or SIGINT from launch) while starting up
-        rclpy.try_shutdown()
-        return 0
-    executor = SingleThreadedExecutor()  # rclpy's multi-threaded one costs a core by itself
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.shutdown()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(HandMeshNode, NODE_NAME, args)
 
 
 if __name__ == "__main__":

@@ -137,6 +137,19 @@ def declare_parameters(node: Any, specs: Sequence[ParamSpec]) -> dict[str, Any]:
     return values
 
 
+#: Pairing of the four stereo inputs (both nodes that subscribe them).
+_SYNC = (
+    ParamSpec("queue_size", 10, "messages kept per input while pairing", 1, 1000),
+    ParamSpec("approximate_sync", True, "pair by nearest stamps (else exact stamps)"),
+    ParamSpec(
+        "approximate_sync_tolerance_seconds",
+        0.01,
+        "largest stamp spread of a synchronized set, seconds",
+        0.0,
+        10.0,
+    ),
+)
+
 _LOCATOR = (
     ParamSpec("locator_margin", 1.3, "crop side over the hand's extent", 1.0, 3.0),
     ParamSpec(
@@ -195,15 +208,7 @@ HAND_MESH_PARAMETERS: tuple[ParamSpec, ...] = (
         256,
         applies="reload",
     ),
-    ParamSpec("queue_size", 10, "messages kept per input while pairing", 1, 1000),
-    ParamSpec("approximate_sync", True, "pair by nearest stamps (else exact stamps)"),
-    ParamSpec(
-        "approximate_sync_tolerance_seconds",
-        0.01,
-        "largest stamp spread of a synchronized set, seconds",
-        0.0,
-        10.0,
-    ),
+    *_SYNC,
     ParamSpec(
         "rectify",
         False,
@@ -287,15 +292,7 @@ ADAPTATION_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "min_free_mb", 200, "stop recording when free disk space falls below this, MB", 0, 10**7
     ),
-    ParamSpec("queue_size", 10, "messages kept per input while pairing", 1, 1000),
-    ParamSpec("approximate_sync", True, "pair by nearest stamps (else exact stamps)"),
-    ParamSpec(
-        "approximate_sync_tolerance_seconds",
-        0.01,
-        "largest stamp spread of a synchronized set, seconds",
-        0.0,
-        10.0,
-    ),
+    *_SYNC,
     ParamSpec(
         "min_change",
         2.0,
