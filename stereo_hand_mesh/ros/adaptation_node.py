@@ -194,6 +194,10 @@ class AdaptationNode(Node):
             except RecordingStoppedError as err:
                 self._log.error(str(err))  # says "recording stopped: <why>"
                 self._publish_status()
+            except StereoHandMeshError as err:  # a pair the recorder refuses: skip it, go on
+                self._skipped += 1
+                self._last_skip = f"not recorded: {err}"
+                self._log.error(self._last_skip)
 
     def _on_start(self, _req: Any, res: Any) -> Any:
         with self._rec_lock:
