@@ -77,6 +77,9 @@ class NodeProcess:
         return self.proc.returncode
 
 
+_SETTLE_S = 1.0
+
+
 class Peer:
     """An rclpy node in the test process that records what it receives.
 
@@ -93,6 +96,7 @@ class Peer:
         self.executor.add_node(self.node)
         self.messages: dict[str, list[Any]] = {}
         self.arrivals: dict[str, list[float]] = {}
+        self._clients: dict[tuple[type, str], Any] = {}
 
     def subscribe(self, msg_type: type, topic: str, qos: Any = 50) -> None:
         self.messages[topic] = []
@@ -118,9 +122,23 @@ class Peer:
         return predicate()
 
     def call(self, srv_type: type, name: str, request: Any, timeout_s: float = 30.0) -> Any:
-        """Call a service and wait for the response (None on timeout)."""
-        client = self.node.create_client(srv_type, name)
-        if not self.spin_until(lambda: client.service_is_ready(), timeout_s):
+        """Call a service and wait for the response (None on timeout).
+
+        One client per service, kept for the peer's life. A new client waits ``_SETTLE_S``
+        after the service is first seen: the request channel can match before the response
+        channel does (a known race of DDS-based services), and a response sent in that
+        window is lost.
+        """
+        key = (srv_type, name)
+        client = self._clients.get(key)
+        if client is None:
+            client = self.node.create_client(srv_type, name)
+            if not self.spin_until(lambda: client.service_is_ready(), timeout_s):
+                self.node.destroy_client(client)
+                return None
+            self.spin_for(_SETTLE_S)
+            self._clients[key] = client
+        elif not self.spin_until(lambda: client.service_is_ready(), timeout_s):
             return None
         future = client.call_async(request)
         self.spin_until(future.done, timeout_s)

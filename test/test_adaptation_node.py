@@ -43,7 +43,7 @@ def _record(peer: Peer, node: NodeProcess, pairs: list[StereoSample]) -> None:
     pub = PairPublisher(peer.node)
     assert peer.spin_until(lambda: pub.subscribers() > 0, 30), node.log()
     reply = peer.call(Trigger, "/adaptation_node/start_recording", Trigger.Request())
-    assert reply is not None and reply.success, reply
+    assert reply is not None and reply.success, (reply, node.log())
     again = peer.call(Trigger, "/adaptation_node/start_recording", Trigger.Request())
     assert again is not None and not again.success and "already recording" in again.message
     t0 = peer.node.get_clock().now().nanoseconds
@@ -52,7 +52,7 @@ def _record(peer: Peer, node: NodeProcess, pairs: list[StereoSample]) -> None:
         peer.spin_for(0.12)
     peer.spin_for(0.5)
     stop = peer.call(Trigger, "/adaptation_node/stop_recording", Trigger.Request())
-    assert stop is not None and stop.success, stop
+    assert stop is not None and stop.success, (stop, node.log())
 
 
 def test_split_for_validation_holds_out_the_newest():
