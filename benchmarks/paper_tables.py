@@ -55,7 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init", type=Path, default=None, help="default: the shipped model")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument(
+        "--mesh-unit-m", type=float, default=1.0,
+        help="length unit of the edge, Laplacian and Chamfer terms (default: metres)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--train-batchnorm", action="store_true",
+        help="BatchNorm in train mode during adaptation (default: frozen)",
+    )  # fmt: skip
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="adapt seeds")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
@@ -119,7 +127,8 @@ def run(args: argparse.Namespace, command: str) -> dict:
             model, _ = load_model(init, device)
             settings = AdaptSettings(
                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, drop=drop,
-                variant=variant, seed=seed,
+                variant=variant, seed=seed, mesh_unit_m=args.mesh_unit_m,
+                freeze_batchnorm=not args.train_batchnorm,
             )  # fmt: skip
             t0 = time.monotonic()
             out = adapt_crops(
@@ -144,6 +153,8 @@ def run(args: argparse.Namespace, command: str) -> dict:
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "lr": args.lr,
+            "mesh_unit_m": args.mesh_unit_m,
+            "freeze_batchnorm": not args.train_batchnorm,
             "steps": args.epochs * (len(train) // args.batch_size),
         },
         "runs": runs,
@@ -206,6 +217,11 @@ def merge(payloads: list[dict], command: str) -> dict:
     return aggregate(out)
 
 
+def _unit(metres: float) -> str:
+    names = {1.0: "metres", 0.01: "centimetres", 0.001: "millimetres"}
+    return names.get(metres, f"units of {metres} m")
+
+
 def markdown(payload: dict) -> str:
     """The two tables as markdown."""
     runs = payload["runs"]
@@ -247,7 +263,8 @@ def markdown(payload: dict) -> str:
     lines += [
         "",
         f"{payload['train']['pairs']} unlabelled target pairs, {s['epochs']} epochs "
-        f"({s['steps']} steps of {s['batch_size']} pairs), lr {s['lr']}; "
+        f"({s['steps']} steps of {s['batch_size']} pairs), lr {s['lr']}, mesh terms in "
+        f"{_unit(s.get('mesh_unit_m', 1.0))}; "
         f"{payload['test']['pairs']} test pairs; seeds: "
         f"{sorted({k for r in runs.values() for k in r['per_seed'] if k != '-'})}; "
         f"{payload['machine']['cpu']}, device {payload['machine']['device']}.",

@@ -86,6 +86,9 @@ def test_weights_defaults_are_the_papers() -> None:
         StereoLossWeights(edge=-1.0)
     with pytest.raises(ConfigError, match="alpha expected a value in"):
         StereoLossSettings(alpha=1.5)
+    assert StereoLossSettings().mesh_unit_m == 1.0
+    with pytest.raises(ConfigError, match=r"mesh_unit_m expected a finite value > 0; got 0\.0"):
+        StereoLossSettings(mesh_unit_m=0.0)
 
 
 # --------------------------------------------------------------------- mesh losses
@@ -464,6 +467,23 @@ def test_total_loss_terms_and_gradients(device: torch.device) -> None:
     module = StereoSelfSupervisedLoss(faces).to(device)
     again = module(left.detach(), right.detach(), pseudo, pseudo, crops)
     assert torch.allclose(again.total, terms.total.detach(), rtol=1e-5)
+
+
+def test_mesh_terms_are_in_the_chosen_length_unit(device: torch.device) -> None:
+    """Edge, Laplacian and Chamfer scale with the unit squared; photo, mask, normal do not."""
+    verts, faces = blob_mesh(center=(0.0, 0.0, 0.5), n_rings=10, n_segments=12)
+    crops = make_crops(1, 48, device)
+    gen = torch.Generator().manual_seed(3)
+    v = verts[None].to(device)
+    other = v + 0.003 * torch.randn(v.shape, generator=gen).to(device)
+    mm = StereoLossSettings(mesh_unit_m=0.001)
+    in_m = stereo_self_supervised_loss(other, v, v, v, faces.to(device), crops).as_dict()
+    in_mm = stereo_self_supervised_loss(other, v, v, v, faces.to(device), crops, mm).as_dict()
+    for name in ("edge_left", "laplacian_left", "laplacian_right", "chamfer"):
+        assert float(in_m[name]) > 0
+        assert float(in_mm[name]) == pytest.approx(1e6 * float(in_m[name]), rel=1e-4), name
+    for name in ("photo_left", "photo_right", "mask_left", "mask_right", "normal"):
+        assert float(in_mm[name]) == pytest.approx(float(in_m[name]), rel=1e-5, abs=1e-9), name
 
 
 def test_total_loss_consistency_terms_vanish_for_equal_meshes(device: torch.device) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -136,9 +137,24 @@ def test_adapt_never_reads_ground_truth(
     changed = False
     for name, value in outs[0].state_dict.items():
         assert torch.equal(value, outs[1].state_dict[name]), name
-        changed |= not torch.equal(value, init.state_dict[name])
+        if name.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            # BatchNorm frozen by default: the source statistics stay.
+            assert torch.equal(value, init.state_dict[name]), name
+        else:
+            changed |= not torch.equal(value, init.state_dict[name])
     assert changed, "adaptation left every weight unchanged"
     assert outs[0].training["finished"]
+    assert outs[0].metadata["provenance"]["settings"]["freeze_batchnorm"] is True
+    assert outs[0].metadata["provenance"]["settings"]["mesh_unit_m"] == 1.0
+    # With BatchNorm in train mode its statistics move to the target pairs.
+    thawed = tmp_path / "thawed.pt"
+    adapt(
+        stripped, thawed, replace(settings, epochs=1, freeze_batchnorm=False), cpu,
+        init=tiny_model, progress=False, size=SIZE,
+    )  # fmt: skip
+    stats = load_model(thawed, cpu)[1].state_dict
+    moved = [k for k in stats if k.endswith("running_mean")]
+    assert any(not torch.equal(stats[k], init.state_dict[k]) for k in moved)
 
 
 def test_adapt_on_a_synth_bag_with_a_dropped_loss(

@@ -138,7 +138,7 @@ def edge_length_loss(verts: Tensor, pseudo_verts: Tensor, faces: Tensor) -> Tens
         faces: (F, 3) int64.
 
     Returns:
-        Scalar, square metres. 0 when the meshes are congruent.
+        Scalar, the square of the vertices' unit (m^2 for metres). 0 for congruent meshes.
     """
     dims = _check_verts(verts, "verts")
     _check_verts(pseudo_verts, "pseudo_verts", verts)
@@ -158,7 +158,7 @@ def laplacian_loss(verts: Tensor, faces: Tensor) -> Tensor:
         faces: (F, 3) int64.
 
     Returns:
-        Scalar, square metres.
+        Scalar, the square of the vertices' unit (m^2 for metres).
     """
     dims = _check_verts(verts, "verts")
     topo = mesh_topology(faces, dims["V"])
@@ -243,7 +243,7 @@ def chamfer_loss(verts_a: Tensor, verts_b: Tensor) -> Tensor:
         verts_b: (B, M, 3) metres, the same frame.
 
     Returns:
-        Scalar, square metres. 0 when the sets coincide.
+        Scalar, the square of the vertices' unit. 0 when the sets coincide.
     """
     dims = check_shape(verts_a, ("B", "N", 3), "verts_a")
     check_shape(verts_b, (dims["B"], None, 3), "verts_b")

@@ -61,12 +61,19 @@ class AdaptSettings:
     Attributes:
         epochs: passes over the unlabelled pairs.
         batch_size: stereo pairs per step.
-        lr: Adam learning rate (constant after a short warm-up). 1e-3: in a probe on the
-            synthetic shift, 1e-4 and below moved the model too little within the budget.
+        lr: Adam learning rate (constant after a short warm-up). 3e-4: at 1e-3 the losses
+            spike and single runs on the synthetic shift ended 20 mm apart from one seed to
+            the next (README, "Adaptation"; ``benchmarks/results/unit_probes``).
         drop: losses removed (weights set to 0), names from :data:`LOSS_NAMES`.
         variant: ``"binocular"`` (z from disparity) or ``"monocular"`` (root-relative
             depth head).
         weights: the weights of eq. 10 before ``drop`` (the paper's by default).
+        mesh_unit_m: length unit of the edge, Laplacian and Chamfer terms
+            (:attr:`~stereo_hand_mesh.losses.StereoLossSettings.mesh_unit_m`; metres).
+        freeze_batchnorm: keep the BatchNorm layers in eval mode (the source's running
+            statistics, as when the pseudo-labels were computed): the edge loss then starts
+            at 0 instead of penalizing the train/eval difference of batch statistics of 8
+            pairs, and the runs are steadier (README, "Adaptation").
         seed: batch order seed.
         save_every: steps between checkpoints.
         log_every: steps between log rows.
@@ -74,10 +81,12 @@ class AdaptSettings:
 
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = 8
-    lr: float = 1e-3
+    lr: float = 3e-4
     drop: tuple[str, ...] = ()
     variant: str = "binocular"
     weights: StereoLossWeights = field(default_factory=StereoLossWeights)
+    mesh_unit_m: float = 1.0
+    freeze_batchnorm: bool = True
     seed: int = 0
     save_every: int = 100
     log_every: int = 10
@@ -211,7 +220,9 @@ def adapt_crops(
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
     if resume is not None:
         opt.load_state_dict(resume.training["optimizer"])
-    loss_settings = StereoLossSettings(weights=settings.effective_weights)
+    loss_settings = StereoLossSettings(
+        weights=settings.effective_weights, mesh_unit_m=settings.mesh_unit_m
+    )
     per_epoch = max(len(crops) // settings.batch_size, 1)
     total = settings.epochs * per_epoch
     net = dist.wrap(NetworkPass(model, settings.variant))
@@ -234,6 +245,10 @@ def adapt_crops(
     )  # fmt: skip
     step = start
     model.train()
+    if settings.freeze_batchnorm:
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
     warm = max(total // 20, 1)
     while step < total:
         if stop_after is not None and step - start >= stop_after:
