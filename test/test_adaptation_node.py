@@ -196,7 +196,7 @@ def test_disk_full_while_recording_stops_cleanly_and_keeps_what_was_written(
         pub = PairPublisher(peer.node)
         assert peer.spin_until(lambda: pub.subscribers() > 0, 30), node.log()
         reply = peer.call(Trigger, "/adaptation_node/start_recording", Trigger.Request())
-        assert reply is not None and reply.success, reply
+        assert reply is not None and reply.success, (reply, node.log())
         t0 = peer.node.get_clock().now().nanoseconds
         for i, sample in enumerate(target_pairs):  # 0.46 MB of images per pair: fills 4 MB
             pub.publish(pair_messages(sample, t0 + i * 250_000_000))
@@ -297,7 +297,7 @@ def test_kill_9_of_an_adapt_run_keeps_the_serving_model_and_the_next_adapt_runs(
     try:
         _record(peer, node, target_pairs)
         reply = peer.call(Trigger, "/adaptation_node/adapt", Trigger.Request())
-        assert reply is not None and reply.success, reply
+        assert reply is not None and reply.success, (reply, node.log())
 
         def adapt_child():
             for child in psutil.Process(node.proc.pid).children(recursive=True):
