@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     norm = ckpt.metadata.get("normalization")
     train = load_crop_set(args.train, ground_truth=False)
     test = load_crop_set(args.test, ground_truth=True)
+    if args.passes < 1 or not 1 <= args.batch_size <= len(train):
+        parser.error(
+            f"expected --passes >= 1 and 1 <= --batch-size <= {len(train)} (the pairs of "
+            f"--train); got {args.passes} and {args.batch_size}"
+        )
     before = evaluate_crops(model, test, device, "binocular", normalization=norm)["metrics"]
     model.train()
     with torch.no_grad():

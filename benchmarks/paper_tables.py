@@ -55,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init", type=Path, default=None, help="default: the shipped model")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--lr", type=float, default=AdaptSettings.lr)
     parser.add_argument(
-        "--mesh-unit-m", type=float, default=1.0,
+        "--mesh-unit-m", type=float, default=AdaptSettings.mesh_unit_m,
         help="length unit of the edge, Laplacian and Chamfer terms (default: metres)",
     )  # fmt: skip
     parser.add_argument(

@@ -62,8 +62,8 @@ class AdaptSettings:
         epochs: passes over the unlabelled pairs.
         batch_size: stereo pairs per step.
         lr: Adam learning rate (constant after a short warm-up). 3e-4: at 1e-3 the losses
-            spike and single runs on the synthetic shift ended 20 mm apart from one seed to
-            the next (README, "Adaptation"; ``benchmarks/results/unit_probes``).
+            spike and single runs on the synthetic shift ended up to 49 mm apart from one
+            seed to the next (README, "Adaptation"; ``benchmarks/results/unit_probes``).
         drop: losses removed (weights set to 0), names from :data:`LOSS_NAMES`.
         variant: ``"binocular"`` (z from disparity) or ``"monocular"`` (root-relative
             depth head).
@@ -103,6 +103,7 @@ class AdaptSettings:
             )
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"lr expected a finite value > 0; got {self.lr}")
+        StereoLossSettings(mesh_unit_m=self.mesh_unit_m)  # its check, before any data is read
         object.__setattr__(self, "drop", tuple(sorted(set(self.drop))))
 
     @classmethod
@@ -111,7 +112,7 @@ class AdaptSettings:
         return cls(
             epochs=args.epochs or DEFAULT_EPOCHS,
             batch_size=args.batch_size,
-            lr=args.lr,
+            lr=cls.lr if args.lr is None else args.lr,
             drop=tuple(args.drop),
             variant=args.variant,
             seed=args.seed,

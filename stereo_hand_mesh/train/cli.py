@@ -58,7 +58,7 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> dict:
     a.add_argument("--variant", choices=("binocular", "monocular"), default="binocular")
     a.add_argument("--epochs", type=int, default=None, help="default: the time budget's")
     a.add_argument("--batch-size", type=int, default=8, help="stereo pairs per step")
-    a.add_argument("--lr", type=float, default=3e-4)
+    a.add_argument("--lr", type=float, default=None, help="default: AdaptSettings.lr (3e-4)")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--overwrite", action="store_true", help="replace a finished run at --out")
     _common(a)
