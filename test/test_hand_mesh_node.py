@@ -308,7 +308,9 @@ def test_rectify_true_reads_raw_topics(tmp_path, peer, samples):
         ({"model_file_path": "CORRUPT"}, "corrupt"),
         ({"min_confidence": 2.0}, "min_confidence"),
         ({"backend": "cuda"}, "backend"),
-        ({"engine_file_path": "/etc/passwd"}, "expected a .plan or .engine file"),
+        ({"engine_file_path": "/etc/passwd"}, "expected a file ending in .plan or .engine"),
+        ({"engine_file_path": "/etc/x.plan"}, "expected a file inside engine_cache_dir"),
+        ({"engine_file_path": "../x.plan"}, "expected a file inside engine_cache_dir"),
     ],
 )
 def test_bad_start_up_gives_a_clear_error_and_a_non_zero_exit(tmp_path, params, expected):

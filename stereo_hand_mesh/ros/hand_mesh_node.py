@@ -67,6 +67,7 @@ from stereo_hand_mesh.ros.parameters import (
 )
 from stereo_hand_mesh.ros.sync import SyncSettings, make_synchronizer
 from stereo_hand_mesh.ros.tf_broadcast import make_tf_broadcaster
+from stereo_hand_mesh.runtime.engine_path import confined_engine_path
 from stereo_hand_mesh.runtime.select import create_backend
 
 __all__ = ["NODE_NAME", "HandMeshNode", "main", "pipeline_settings_from"]
@@ -230,15 +231,15 @@ class HandMeshNode(Node):
     # ------------------------------------------------------------------ model
 
     def _load_model(self, p: dict[str, Any]) -> _Model:
-        engine = p["engine_file_path"]
-        if engine and not engine.endswith((".plan", ".engine")):
-            # engine_file_path is the one parameter the node writes to (the TensorRT cache):
-            # it may only name an engine file, never an arbitrary file to overwrite.
-            raise ConfigError(f"engine_file_path expected a .plan or .engine file; got {engine!r}")
+        # The engine cache is the one file the node writes: confined to engine_cache_dir
+        # (a start-up parameter), whatever engine_file_path or model_file_path say.
+        engine = confined_engine_path(
+            p["engine_file_path"], p["engine_cache_dir"], p["model_file_path"]
+        )
         choice = create_backend(
             p["backend"],
             p["model_file_path"] or None,
-            p["engine_file_path"] or None,
+            engine,
             enable_fp16=p["enable_fp16"],
             force_engine_update=p["force_engine_update"],
             intra_op_threads=p["intra_op_threads"],

@@ -183,8 +183,13 @@ HAND_MESH_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "engine_file_path",
         "",
-        "TensorRT engine cache file; empty = the ONNX path with .plan",
+        "TensorRT engine file (.plan/.engine) inside engine_cache_dir; empty = <model stem>.plan",
         applies="reload",
+    ),
+    ParamSpec(
+        "engine_cache_dir",
+        "~/.ros/stereo_hand_mesh/engines",
+        "the only directory the node writes TensorRT engines to",
     ),
     ParamSpec(
         "force_engine_update",
