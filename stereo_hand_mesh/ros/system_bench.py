@@ -7,11 +7,15 @@ its own process, and measure at its output, from this (another) process.
 * **Drops**: at each rate, the pairs published minus the pairs the node processed (its
   ``/diagnostics`` counter ``pairs_processed``, which counts pairs with and without a mesh),
   over the pairs published: losses in DDS, in pairing and in the node's newest-pair mailbox.
-* **Peak throughput**: the highest rate tried with under 5% dropped pairs.
+* **Peak throughput**: the highest rate tried with under 5% dropped pairs, every lower rate
+  tried also under 5% (:func:`peak_rate`: a rate above a failing one does not count).
 * **Latency**: at ``--latency-rate`` (30 Hz), from the input's header stamp to the arrival of
   ``hand/joints`` here (median, p95, max).
-* **Node resources**: CPU use (percent of one core, over the window) and resident memory,
-  read from /proc through psutil.
+* **Node resources**: CPU use (percent of one core, over the playback of the window) and
+  resident memory, read from /proc through psutil.
+* **Soak**: windows at ``latency_rate_hz``; :func:`soak_summary` checks that resident memory
+  after the warm-up stays within ``rss_growth_bound_mb`` of its first value and under
+  ``rss_bound_mb``, and that the drop rate of the second half is not above the first's.
 
 Only ``hand/joints`` and ``/diagnostics`` are subscribed (as a grasp planner would be): the
 node builds markers and overlays only for subscribers.
@@ -34,7 +38,17 @@ from typing import Any
 from stereo_hand_mesh._machine import machine_description, percentile
 from stereo_hand_mesh.errors import ConfigError, DataError
 
-__all__ = ["SystemBenchSettings", "bag_sha256", "markdown_table", "run_system_bench"]
+__all__ = [
+    "SystemBenchSettings",
+    "bag_sha256",
+    "markdown_table",
+    "peak_rate",
+    "run_system_bench",
+    "soak_summary",
+]
+
+#: Dropped fraction under which a rate counts as held (ros2_benchmark's criterion).
+MAX_DROPPED_FRACTION = 0.05
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,9 @@ class SystemBenchSettings:
         soak_window_s: window of the soak curves, seconds.
         max_pairs: pairs loaded from each bag (cycled).
         node_params: extra ``-p`` parameters of ``hand_mesh_node``.
+        soak_warmup_s: soak time after which memory must stay flat, seconds.
+        rss_bound_mb: the node's resident memory bound over the soak, MiB.
+        rss_growth_bound_mb: largest rise of resident memory after the soak's warm-up, MiB.
     """
 
     bags: tuple[Path, ...]
@@ -63,6 +80,9 @@ class SystemBenchSettings:
     soak_window_s: float = 30.0
     max_pairs: int = 30
     node_params: tuple[tuple[str, str], ...] = ()
+    soak_warmup_s: float = 60.0
+    rss_bound_mb: float = 400.0
+    rss_growth_bound_mb: float = 10.0
 
     def __post_init__(self) -> None:
         if not self.bags:
@@ -198,8 +218,8 @@ def _window(
     threading.Thread(target=run, daemon=True).start()
     while not done.is_set():
         spin(0.05)
+    cpu = proc.cpu_percent(None)  # over the playback only, not the tail below
     spin(1.2)  # the last outputs and a diagnostics message after the window
-    cpu = proc.cpu_percent(None)
     rss = proc.memory_info().rss
     with listener.lock:
         processed = listener.processed - processed0
@@ -218,6 +238,78 @@ def _window(
         "node_cpu_percent": round(cpu, 1),
         "node_rss_mb": round(rss / 2**20, 1),
     }
+
+
+def peak_rate(windows: list[dict[str, Any]]) -> float | None:
+    """The peak throughput: the highest rate held with every lower rate held too.
+
+    Args:
+        windows: one dict per rate tried, with ``rate_hz`` and ``dropped_fraction`` (None
+            when nothing was published, which counts as not held).
+
+    Returns:
+        Pairs per second, or None when even the lowest rate dropped
+        :data:`MAX_DROPPED_FRACTION` or more.
+    """
+    best = None
+    for w in sorted(windows, key=lambda w: w["rate_hz"]):
+        dropped = w["dropped_fraction"]
+        if dropped is None or dropped >= MAX_DROPPED_FRACTION:
+            break
+        best = w["rate_hz"]
+    return best
+
+
+def soak_summary(windows: list[dict[str, Any]], settings: SystemBenchSettings) -> dict[str, Any]:
+    """Whether the soak held: memory flat after the warm-up, drop rate not growing.
+
+    Args:
+        windows: the soak's windows in time order, each with ``t_s`` (end of the window,
+            seconds), ``published``, ``processed`` and ``node_rss_mb``.
+        settings: the bounds (``soak_warmup_s``, ``rss_bound_mb``, ``rss_growth_bound_mb``).
+
+    Returns:
+        RSS after warm-up (first, max, rise), drop fractions of the two halves, and the
+        verdicts ``rss_within_bound`` and ``drops_not_growing``.
+    """
+    if not windows:
+        raise DataError("soak_summary expected at least one soak window; got none")
+    after = [w for w in windows if w["t_s"] > settings.soak_warmup_s] or windows[-1:]
+    rss = [w["node_rss_mb"] for w in after]
+    rise = max(rss) - rss[0]
+
+    def dropped(ws: list[dict[str, Any]]) -> float:
+        published = sum(w["published"] for w in ws)
+        lost = sum(max(w["published"] - w["processed"], 0) for w in ws)
+        return lost / published if published else 0.0
+
+    half = len(windows) // 2
+    first, second = dropped(windows[:half] or windows), dropped(windows[half:])
+    return {
+        "rss_after_warmup_first_mb": rss[0],
+        "rss_after_warmup_max_mb": max(rss),
+        "rss_rise_after_warmup_mb": round(rise, 1),
+        "rss_within_bound": bool(
+            max(rss) <= settings.rss_bound_mb and rise <= settings.rss_growth_bound_mb
+        ),
+        "dropped_first_half": round(first, 4),
+        "dropped_second_half": round(second, 4),
+        # Not growing: the second half drops no more than the first, give or take 0.5%.
+        "drops_not_growing": bool(second <= first + 0.005),
+    }
+
+
+def _model_sha256(settings: SystemBenchSettings, diagnostics: dict[str, str]) -> str:
+    """SHA-256 of the model file the node serves (its parameter, or the shipped default)."""
+    from stereo_hand_mesh.runtime.select import default_model_files
+
+    path = dict(settings.node_params).get("model_file_path", "")
+    if not path:
+        default_pt, default_onnx = default_model_files()
+        path = str(
+            default_pt if diagnostics.get("backend", "").startswith("torch") else default_onnx
+        )
+    return bag_sha256(Path(path))
 
 
 def run_system_bench(settings: SystemBenchSettings, out_dir: Path) -> dict[str, Any]:
@@ -263,7 +355,6 @@ def run_system_bench(settings: SystemBenchSettings, out_dir: Path) -> dict[str, 
                     player.play(rate, settings.warmup_s)
                     spin(0.5)
                     rates.append(_window(player, listener, spin, ps, rate, settings.seconds))
-                ok = [r["rate_hz"] for r in rates if (r["dropped_fraction"] or 0) < 0.05]
                 latency = _window(
                     player, listener, spin, ps, settings.latency_rate_hz, settings.seconds
                 )
@@ -283,10 +374,13 @@ def run_system_bench(settings: SystemBenchSettings, out_dir: Path) -> dict[str, 
                         "bag_sha256": bag_sha256(bag),
                         "image": f"{width}x{height} bgr8",
                         "backend": listener.diagnostics.get("backend", ""),
-                        "peak_rate_hz": max(ok) if ok else None,
+                        "peak_rate_hz": peak_rate(rates),
                         "rates": rates,
                         "latency": latency,
                         "soak": soak,
+                        "soak_summary": soak_summary(soak, settings) if soak else None,
+                        "model": listener.diagnostics.get("model", ""),
+                        "model_sha256": _model_sha256(settings, listener.diagnostics),
                         "player_late_publications": player.late,
                     }
                 )
@@ -308,6 +402,11 @@ def run_system_bench(settings: SystemBenchSettings, out_dir: Path) -> dict[str, 
             "seconds_per_rate": settings.seconds,
             "warmup_s": settings.warmup_s,
             "soak_seconds": settings.soak_seconds,
+            "soak_window_s": settings.soak_window_s,
+            "soak_warmup_s": settings.soak_warmup_s,
+            "rss_bound_mb": settings.rss_bound_mb,
+            "rss_growth_bound_mb": settings.rss_growth_bound_mb,
+            "max_dropped_fraction": MAX_DROPPED_FRACTION,
             "pairs_cycled": settings.max_pairs,
             "node": "hand_mesh_node, config/hand_mesh.yaml, own process",
             "node_params": dict(settings.node_params),
@@ -347,9 +446,11 @@ def markdown_table(payload: dict[str, Any]) -> str:
             )
     for r in payload["results"]:
         if r["soak"]:
+            lines += ["", f"Soak, {r['image']} at {payload['config']['latency_rate_hz']:g} Hz:"]
+            summary = r.get("soak_summary")
+            if summary:
+                lines += ["", *_soak_verdicts(summary, payload["config"])]
             lines += [
-                "",
-                f"Soak, {r['image']} at {payload['config']['latency_rate_hz']:g} Hz:",
                 "",
                 "| t s | published | dropped | p50 ms | max ms | CPU % | RSS MB |",
                 "|---|---|---|---|---|---|---|",
@@ -362,6 +463,23 @@ def markdown_table(payload: dict[str, Any]) -> str:
                     f"{f(w['node_rss_mb'])} |"
                 )
     return "\n".join(lines) + "\n"
+
+
+def _soak_verdicts(summary: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
+    """Two markdown bullets: the memory bound and the drop trend of a soak."""
+    rss = (
+        f"- RSS after {cfg['soak_warmup_s']:g} s: {summary['rss_after_warmup_first_mb']} -> "
+        f"max {summary['rss_after_warmup_max_mb']} MB (rise "
+        f"{summary['rss_rise_after_warmup_mb']} MB; bounds {cfg['rss_bound_mb']:g} MB and "
+        f"+{cfg['rss_growth_bound_mb']:g} MB): "
+        + ("held" if summary["rss_within_bound"] else "NOT held")
+    )
+    drops = (
+        f"- dropped: first half {100 * summary['dropped_first_half']:.2f}%, second half "
+        f"{100 * summary['dropped_second_half']:.2f}%: "
+        + ("not growing" if summary["drops_not_growing"] else "GROWING")
+    )
+    return [rss, drops]
 
 
 def write_results(payload: dict[str, Any], json_path: Path) -> None:
