@@ -187,16 +187,35 @@ BAD_INPUTS = {
 }
 
 
+def _has_output(peer: Peer, stamp: int) -> bool:
+    return stamp in {stamp_key(m.header) for m in peer.messages["hand/joints"]}
+
+
+def _deleted_at(peer: Peer, stamp: int) -> bool:
+    """A DELETEALL marker with this stamp arrived on hand/markers."""
+    return any(
+        mk.action == Marker.DELETEALL and stamp_key(mk.header) == stamp
+        for m in peer.messages["hand/markers"]
+        for mk in m.markers
+    )
+
+
 def test_bad_inputs_are_logged_and_the_next_good_pair_is_processed(tmp_path, peer, samples):
+    """Each bad pair follows a good one: it is logged, deletes the mesh RViz shows (DELETEALL
+    with the bad pair's stamp) and the next good pair gives a mesh again."""
     node = NodeProcess("hand_mesh_node", tmp_path / "node.log", FAST)
     try:
         pub = PairPublisher(peer.node)
         _connect(peer, pub, node)
         stamp = peer.node.get_clock().now().nanoseconds
+        pub.publish(pair_messages(samples[1], stamp))
+        assert peer.spin_until(lambda: _has_output(peer, stamp), 10), node.log()
         for kind, expected in BAD_INPUTS.items():
             stamp += 100_000_000
             pub.publish(_bad(samples[0], stamp, kind))
-            peer.spin_for(0.3)
+            assert peer.spin_until(lambda s=stamp: _deleted_at(peer, s), 5), (
+                f"no DELETEALL for the bad pair '{kind}' after a mesh; log:\n{node.log()}"
+            )
             good = stamp + 50_000_000
             pub.publish(pair_messages(samples[1], good))
             assert peer.spin_until(
@@ -227,6 +246,56 @@ def test_bad_inputs_are_logged_and_the_next_good_pair_is_processed(tmp_path, pee
         assert peer.spin_until(
             lambda: stamp in {stamp_key(m.header) for m in peer.messages["hand/joints"]}, 10
         ), node.log()
+        assert node.alive()
+    finally:
+        assert node.stop() == 0, node.log()
+
+
+def _collapsed_model(path: Path) -> Path:
+    """The shipped ONNX model with its uv head zeroed: every vertex lands on one point, so
+    the mesh is degenerate (a broken model the confidence does not catch) and the palm frame
+    cannot be built (ValueError in the per-pair path)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(default_model_files()[1]))
+    for init in model.graph.initializer:
+        if init.name.startswith("net.net.uv_head."):
+            zero = np.zeros_like(numpy_helper.to_array(init))
+            init.CopyFrom(numpy_helper.from_array(zero, init.name))
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_pair_that_fails_in_the_per_pair_path_deletes_the_shown_mesh(tmp_path, peer, samples):
+    """Good pair -> mesh; then a model whose output breaks the palm frame (an unexpected
+    exception, not an input error) -> the node logs it, sends DELETEALL with that pair's stamp,
+    publishes nothing else for it and keeps serving."""
+    node = NodeProcess("hand_mesh_node", tmp_path / "node.log", FAST)
+    collapsed = _collapsed_model(tmp_path / "collapsed.onnx")
+    try:
+        pub = PairPublisher(peer.node)
+        _connect(peer, pub, node)
+        stamp = peer.node.get_clock().now().nanoseconds
+        pub.publish(pair_messages(samples[0], stamp))
+        assert peer.spin_until(lambda: _has_output(peer, stamp), 10), node.log()
+        assert not _deleted_at(peer, stamp)
+        results = peer.set_parameters("/hand_mesh_node", {"model_file_path": str(collapsed)})
+        assert results is not None and all(r.successful for r in results)
+        reply = peer.call(Trigger, "/hand_mesh_node/reload_model", Trigger.Request())
+        assert reply is not None and reply.success, (reply, node.log())
+        bad = stamp + 100_000_000
+        pub.publish(pair_messages(samples[1], bad))
+        assert peer.spin_until(lambda: _deleted_at(peer, bad), 10), node.log()
+        assert "unexpected error on a pair: ValueError('palm frame expected" in node.log()
+        peer.spin_for(0.5)
+        assert not _has_output(peer, bad)
+        assert bad not in {stamp_key(t.header) for m in peer.messages["/tf"] for t in m.transforms}
+        # Only one DELETEALL while no mesh is shown: a second failing pair sends none.
+        again = bad + 100_000_000
+        pub.publish(pair_messages(samples[2], again))
+        peer.spin_for(1.0)
+        assert not _deleted_at(peer, again)
         assert node.alive()
     finally:
         assert node.stop() == 0, node.log()

@@ -20,6 +20,8 @@ joints, vertices or TF; the markers are deleted and ``/diagnostics`` says why.
 Bad input (unsupported encoding, sizes that differ, invalid camera_info, an empty image,
 unsynchronized stamps, a missing camera_info) is logged with what was expected and what came,
 at most once per ``_LOG_EVERY_S`` per kind, counted in ``/diagnostics``, and the node goes on.
+A pair that fails (bad input, or any error while processing it) also deletes the markers of
+the last mesh, so RViz never keeps showing a stale hand.
 """
 
 from __future__ import annotations
@@ -181,7 +183,8 @@ class HandMeshNode(Node):
         self._stats = _Stats()
         self._rig_cache: dict[bytes, StereoRig] = {}
         self._maps_cache: dict[bytes, RectificationMaps] = {}
-        self._had_mesh = False
+        self._had_mesh = False  # a mesh is shown: the next pair without one deletes it
+        self._last_mesh_header: Any = None
         self._last_mesh_marker_s = -1e9
         self._roi: tuple[tuple[float, float, float], float] | None = None
 
@@ -345,6 +348,7 @@ class HandMeshNode(Node):
                 self._process(item)
             except Exception as err:  # the worker must survive anything a pair brings
                 self._input_error(type(err).__name__, f"unexpected error on a pair: {err!r}")
+                self._clear_markers(item.left.header)
 
     def _convert(self, item: _PairMessages) -> tuple[np.ndarray, np.ndarray, StereoRig]:
         left = image_msg_to_rgb8(item.left)
@@ -398,6 +402,7 @@ class HandMeshNode(Node):
             left, right, rig = self._convert(item)
         except StereoHandMeshError as err:
             self._input_error(type(err).__name__, str(err))
+            self._clear_markers(header)
             return
         model = self._model
         if model.pipeline.settings is not self._settings:
@@ -407,6 +412,7 @@ class HandMeshNode(Node):
             est = model.pipeline.process(left, right, rig, stamp_s, self._current_roi())
         except StereoHandMeshError as err:
             self._input_error(type(err).__name__, str(err))
+            self._clear_markers(header)
             return
         self._publish(est, header, left, rig)
         now_ns = self.get_clock().now().nanoseconds
@@ -417,15 +423,31 @@ class HandMeshNode(Node):
                 f"mesh published (confidence {est.confidence:.2f})" if est.found else est.reason
             )
 
+    def _clear_markers(self, header: Any) -> None:
+        """After a pair that gave no mesh or failed: delete the hand RViz still shows.
+
+        The DELETEALL carries the pair's stamp and frame_id, or those of the last mesh where
+        the pair's header has none (a zero stamp, an empty frame_id).
+        """
+        last = self._last_mesh_header
+        if not self._had_mesh or last is None:
+            return
+        from std_msgs.msg import Header
+
+        stamp = getattr(header, "stamp", None)
+        if stamp is None or (stamp.sec == 0 and stamp.nanosec == 0):
+            stamp = last.stamp
+        frame_id = getattr(header, "frame_id", "") or last.frame_id
+        self._pub_markers.publish(delete_markers_msg(Header(stamp=stamp, frame_id=frame_id)))
+        self._had_mesh = False
+
     def _publish(self, est: HandEstimate, header: Any, left: np.ndarray, rig: StereoRig) -> None:
         if self._p["publish_overlay"] and self._pub_overlay.get_subscription_count() > 0:
             self._pub_overlay.publish(
                 array_to_image_msg(draw_overlay(left, rig, est), "rgb8", header)
             )
         if not est.found:
-            if self._had_mesh:
-                self._pub_markers.publish(delete_markers_msg(header))
-                self._had_mesh = False
+            self._clear_markers(header)
             return
         assert est.joints is not None and est.vertices is not None
         assert est.vertex_confidence is not None
@@ -451,6 +473,7 @@ class HandMeshNode(Node):
         if with_markers:
             self._pub_markers.publish(out.markers)
         self._had_mesh = True
+        self._last_mesh_header = header
 
     # ------------------------------------------------------------------ diagnostics
 
