@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from node_process import BIN, NodeProcess, Peer
@@ -101,9 +102,59 @@ def test_records_splits_that_the_adapt_command_reads(tmp_path, ros_context, targ
         assert node.stop() == 0, node.log()
 
 
+_NOISE = 0.01  # std of the noise added to the uv head's weights (see noisy_models)
+
+
+@pytest.fixture(scope="module")
+def noisy_models(tmp_path_factory) -> tuple[Path, Path]:
+    """The shipped model with Gaussian noise on its uv head's weights: a checkpoint (the
+    adaptation's start) and its ONNX twin (what hand_mesh_node serves first).
+
+    The noise reaches the two views differently (their features differ), so the disparities
+    and the mesh become bumpy: on recorded target pairs like these the held-out score rose
+    from 216 (shipped model) to 618, and 2 epochs of adaptation brought it to 560. So the
+    adapted model must improve on this start and be deployed.
+    """
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from stereo_hand_mesh.model.checkpoint import (
+        load_checkpoint,
+        model_from_checkpoint,
+        save_checkpoint,
+    )
+    from stereo_hand_mesh.runtime.select import default_model_files
+
+    folder = tmp_path_factory.mktemp("noisy")
+    ckpt_path, onnx_path = default_model_files()
+    ckpt = load_checkpoint(ckpt_path)
+    model = model_from_checkpoint(ckpt)
+    shape = tuple(model.uv_head.weight.shape)
+    noise = _NOISE * np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    with torch.no_grad():
+        model.uv_head.weight += torch.from_numpy(noise)
+    pt = save_checkpoint(folder / "noisy.pt", model, dict(ckpt.metadata))
+    graph = onnx.load(str(onnx_path))
+    (weight,) = [i for i in graph.graph.initializer if i.name.startswith("net.net.uv_head.weight")]
+    stored = numpy_helper.to_array(weight)  # float16 in the shipped file
+    assert stored.shape == shape, (weight.name, stored.shape)
+    weight.CopyFrom(
+        numpy_helper.from_array(
+            (stored.astype(np.float32) + noise).astype(stored.dtype), weight.name
+        )
+    )
+    onnx.save(graph, str(folder / "noisy.onnx"))
+    return pt, folder / "noisy.onnx"
+
+
 def test_adapt_service_validates_exports_and_reloads_hand_mesh_node(
-    tmp_path, ros_context, target_pairs
+    tmp_path, ros_context, target_pairs, noisy_models
 ):
+    """From a deliberately worse start (noisy_models), ~/adapt must improve the held-out
+    self-supervised score, export the result and deploy it: hand_mesh_node, which served the
+    noisy model, then reports the adapted one in its diagnostics."""
+    init_pt, init_onnx = noisy_models
     bags, models = tmp_path / "bags", tmp_path / "models"
     node = NodeProcess(
         "adaptation_node",
@@ -112,17 +163,31 @@ def test_adapt_service_validates_exports_and_reloads_hand_mesh_node(
             "bag_dir": str(bags),
             "model_dir": str(models),
             "split_seconds": 2.0,
+            "init_model": str(init_pt),
             "epochs": 2,
             "adapt_limit": 12,
             "adapt_threads": 2,
         },
     )
-    mesh = NodeProcess("hand_mesh_node", tmp_path / "hand_mesh.log", {"diagnostics_period_s": 0.5})
+    mesh = NodeProcess(
+        "hand_mesh_node",
+        tmp_path / "hand_mesh.log",
+        {"diagnostics_period_s": 0.5, "model_file_path": str(init_onnx)},
+    )
     peer = Peer(ros_context)
     peer.subscribe(String, "/adaptation_node/status")
     peer.subscribe(DiagnosticArray, "/diagnostics")
+
+    def model_of_hand_mesh_node() -> str:
+        for msg in reversed(peer.messages["/diagnostics"]):
+            for status in msg.status:
+                if status.name.startswith("hand_mesh_node"):
+                    return {kv.key: kv.value for kv in status.values}["model"]
+        return ""
+
     try:
         _record(peer, node, target_pairs)
+        assert peer.spin_until(lambda: model_of_hand_mesh_node() == str(init_onnx), 10), mesh.log()
         reply = peer.call(Trigger, "/adaptation_node/adapt", Trigger.Request())
         assert reply is not None and reply.success, (reply, node.log())
         busy = peer.call(Trigger, "/adaptation_node/adapt", Trigger.Request())
@@ -136,28 +201,14 @@ def test_adapt_service_validates_exports_and_reloads_hand_mesh_node(
         run = _status(peer)["adaptation"]
         run_dir = models / run["run_dir"].split("/")[-1]
         result = json.loads((run_dir / "result.json").read_text())
-        assert not result["state"].startswith("failed"), (result, node.log())
-        assert result["validation_initial"] > 0 and result["validation_adapted"] > 0
-        deadline = time.monotonic() + 5
-
-        def model_of_hand_mesh_node() -> str:
-            for msg in reversed(peer.messages["/diagnostics"]):
-                for status in msg.status:
-                    if status.name.startswith("hand_mesh_node"):
-                        return {kv.key: kv.value for kv in status.values}["model"]
-            return ""
-
-        if result["validation_adapted"] < result["validation_initial"]:
-            assert result["state"] == "deployed", result
-            assert (run_dir / "adapted.onnx").is_file()
-            assert peer.spin_until(
-                lambda: model_of_hand_mesh_node() == str(run_dir / "adapted.onnx"), 10
-            ), mesh.log()
-        else:
-            assert "kept the current model" in result["state"]
-            assert not (run_dir / "adapted.onnx").exists()
-            peer.spin_until(lambda: time.monotonic() > deadline, 6)
-            assert model_of_hand_mesh_node() == "(shipped default)"
+        assert "--init" in (run_dir / "adapt.log").read_text().splitlines()[0]
+        assert result["validation_adapted"] < result["validation_initial"], result
+        assert result["state"] == "deployed" and result["deployed"] == "ok", (result, node.log())
+        assert (run_dir / "adapted.onnx").is_file()
+        assert peer.spin_until(
+            lambda: model_of_hand_mesh_node() == str(run_dir / "adapted.onnx"), 10
+        ), mesh.log()
+        assert "reloaded: onnxruntime-cpu" in mesh.log() and str(run_dir) in mesh.log()
         assert node.alive() and mesh.alive()
     finally:
         peer.close()
