@@ -145,6 +145,69 @@ def test_outputs_carry_stamp_frame_and_names(tmp_path, peer, samples):
         assert node.stop() == 0, node.log()
 
 
+def test_one_tf_message_per_pair_a_no_hand_pair_then_a_good_one_and_frame_prefix_checks(
+    tmp_path, peer, samples
+):
+    """A pair without a hand, then a good pair: the good one gets its mesh and one /tf message
+    with all 21 joint frames and 'hand_palm' (default frame_prefix 'hand_'), every transform
+    stamped with that pair and parented to the left frame. A frame_prefix with a leading slash
+    is refused at run time; a valid new prefix renames the frames from the next pair on."""
+    from stereo_hand_mesh.hand.joints import JOINT_NAMES
+
+    node = NodeProcess("hand_mesh_node", tmp_path / "node.log", FAST)
+    try:
+        pub = PairPublisher(peer.node)
+        _connect(peer, pub, node)
+
+        def tf_of(stamp: int) -> list:
+            return [
+                m
+                for m in peer.messages["/tf"]
+                if any(stamp_key(t.header) == stamp for t in m.transforms)
+            ]
+
+        def last_status() -> str:
+            diags = peer.messages["/diagnostics"]
+            return diags[-1].status[0].message if diags else ""
+
+        empty = peer.node.get_clock().now().nanoseconds
+        pub.publish(pair_messages(_no_hand(samples[0]), empty))
+        assert peer.spin_until(lambda: "no hand" in last_status(), 10), node.log()
+        good = empty + 100_000_000
+        pub.publish(pair_messages(samples[1], good))
+        assert peer.spin_until(lambda: _has_output(peer, good), 10), node.log()
+        peer.spin_for(0.3)
+        assert not _has_output(peer, empty) and not tf_of(empty)
+
+        (tf,) = tf_of(good)  # one message for the pair
+        children = [t.child_frame_id for t in tf.transforms]
+        assert children == [f"hand_{name}" for name in JOINT_NAMES] + ["hand_palm"]
+        assert len(children) == 22 and children[0] == "hand_wrist"
+        assert {stamp_key(t.header) for t in tf.transforms} == {good}
+        assert {t.header.frame_id for t in tf.transforms} == {LEFT_FRAME}
+        joints = joints_of({stamp_key(m.header): m for m in peer.messages["hand/joints"]}[good])
+        tf_xyz = np.array(
+            [[t.transform.translation.x, t.transform.translation.y, t.transform.translation.z]
+             for t in tf.transforms[:21]]
+        )  # fmt: skip
+        assert np.allclose(tf_xyz, joints, atol=1e-9)
+
+        refused = peer.set_parameters("/hand_mesh_node", {"frame_prefix": "/hand_"})
+        assert refused is not None and not refused[0].successful
+        assert "leading slash" in refused[0].reason and "'/hand_'" in refused[0].reason
+        accepted = peer.set_parameters("/hand_mesh_node", {"frame_prefix": "left_hand_"})
+        assert accepted is not None and accepted[0].successful, accepted
+        renamed = good + 100_000_000
+        pub.publish(pair_messages(samples[2], renamed))
+        assert peer.spin_until(lambda: bool(tf_of(renamed)), 10), node.log()
+        (tf,) = tf_of(renamed)
+        assert tf.transforms[0].child_frame_id == "left_hand_wrist"
+        assert tf.transforms[-1].child_frame_id == "left_hand_palm"
+        assert node.alive()
+    finally:
+        assert node.stop() == 0, node.log()
+
+
 def _bad(sample: StereoSample, stamp: int, kind: str):
     msgs = pair_messages(sample, stamp)
     if kind == "encoding":
@@ -380,6 +443,7 @@ def test_rectify_true_reads_raw_topics(tmp_path, peer, samples):
         ({"engine_file_path": "/etc/passwd"}, "expected a file ending in .plan or .engine"),
         ({"engine_file_path": "/etc/x.plan"}, "expected a file inside engine_cache_dir"),
         ({"engine_file_path": "../x.plan"}, "expected a file inside engine_cache_dir"),
+        ({"frame_prefix": "/hand_"}, "frame_prefix expected a TF frame prefix without a leading"),
     ],
 )
 def test_bad_start_up_gives_a_clear_error_and_a_non_zero_exit(tmp_path, params, expected):
@@ -410,15 +474,36 @@ def test_launch_and_config_files_match_the_nodes():
         "adaptation.launch.py",
         "demo.launch.py",
     }
+    # The nodes each launch file must start (launch_ros.actions.Node of this package).
+    wanted = {
+        "hand_mesh.launch.py": {"hand_mesh_node"},
+        "adaptation.launch.py": {"adaptation_node"},
+        "demo.launch.py": {"stereo_camera_sim", "hand_mesh_node"},
+    }
     for path in launches:
         tree = ast.parse(path.read_text())
+        node_names = {
+            alias.asname or alias.name
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and n.module == "launch_ros.actions"
+            for alias in n.names
+            if alias.name == "Node"
+        }
+        assert node_names, f"{path.name} does not import launch_ros.actions.Node"
+        ours = set()
         for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+            if not (isinstance(call.func, ast.Name) and call.func.id in node_names):
+                continue
             kw = {k.arg: k.value for k in call.keywords}
-            if "executable" in kw and isinstance(kw.get("package"), ast.Constant):
-                exe = kw["executable"].value
-                if kw["package"].value == "stereo_hand_mesh":
-                    assert f'"{exe} = stereo_hand_mesh.' in setup, (path.name, exe)
-                    assert (repo / ".venv" / "bin" / exe).exists(), exe
+            assert isinstance(kw.get("package"), ast.Constant), (path.name, ast.dump(call))
+            assert isinstance(kw.get("executable"), ast.Constant), (path.name, ast.dump(call))
+            exe = kw["executable"].value
+            if kw["package"].value == "stereo_hand_mesh":
+                assert f'"{exe} = stereo_hand_mesh.' in setup, (path.name, exe)
+                assert (repo / ".venv" / "bin" / exe).exists(), exe
+                ours.add(exe)
+        assert ours, f"{path.name} starts no launch_ros Node of stereo_hand_mesh"
+        assert wanted.get(path.name, set()) <= ours, (path.name, ours)
     tables = node_parameter_tables()
     for node_name, (filename, specs) in tables.items():
         doc = yaml.safe_load((repo / "config" / filename).read_text())
@@ -444,6 +529,14 @@ def test_launch_and_config_files_match_the_nodes():
         if isinstance(d.get("Topic"), dict)
     }
     assert topics == {"/hand/markers", "/hand/joints", "/hand/vertices", "/hand/overlay"}
+    tf_displays = [
+        d
+        for d in rviz["Visualization Manager"]["Displays"]
+        if d.get("Class") == "rviz_default_plugins/TF"
+    ]
+    assert len(tf_displays) == 1, "the RViz config expected one TF display"
+    assert tf_displays[0].get("Enabled", True) is True
+    assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"] == LEFT_FRAME
 
 
 def test_an_external_roi_finds_the_hand_the_skin_locator_cannot(tmp_path, peer, samples):

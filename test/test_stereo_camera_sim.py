@@ -371,6 +371,8 @@ def test_sim_without_hand_publishes_empty_ground_truth_in_the_given_frames(tmp_p
         ({"encoding": "yuv422"}, ("encoding", "yuv422")),
         ({"rate_hz": 0.0}, ("rate_hz", "0.0")),
         ({"width": 0}, ("width", "0")),
+        ({"left_frame_id": "/left"}, ("left_frame_id", "without a leading slash", "'/left'")),
+        ({"right_frame_id": "right cam"}, ("right_frame_id", "'right cam'")),
     ],
 )
 def test_bad_parameters_give_a_clear_error_and_a_non_zero_exit(tmp_path, params, expected):

@@ -72,11 +72,22 @@ from stereo_hand_mesh.ros.tf_broadcast import make_tf_broadcaster
 from stereo_hand_mesh.runtime.engine_path import confined_engine_path
 from stereo_hand_mesh.runtime.select import create_backend
 
-__all__ = ["NODE_NAME", "HandMeshNode", "main", "pipeline_settings_from"]
+__all__ = ["NODE_NAME", "HandMeshNode", "check_frame_prefix", "main", "pipeline_settings_from"]
 
 NODE_NAME = "hand_mesh_node"
 _LOG_EVERY_S = 5.0
 _INPUT_NAMES = ("left image", "left camera_info", "right image", "right camera_info")
+
+
+def check_frame_prefix(prefix: str) -> str:
+    """``frame_prefix`` as given, or ConfigError: TF frame ids carry no leading slash (tf2
+    refuses them) and no whitespace. Empty is allowed (frames named by the joints alone)."""
+    if prefix.startswith("/") or any(c.isspace() for c in prefix):
+        raise ConfigError(
+            "parameter frame_prefix expected a TF frame prefix without a leading slash or "
+            f"spaces (e.g. 'hand_'); got {prefix!r}"
+        )
+    return prefix
 
 
 def pipeline_settings_from(p: dict[str, Any]) -> PipelineSettings:
@@ -174,6 +185,7 @@ class HandMeshNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         self._specs: dict[str, ParamSpec] = {s.name: s for s in HAND_MESH_PARAMETERS}
         self._p = declare_parameters(self, HAND_MESH_PARAMETERS)
+        check_frame_prefix(self._p["frame_prefix"])
         self._settings = pipeline_settings_from(self._p)  # replaced when a parameter changes
         self._faces = template_hand().faces
         self._model = self._load_model(self._p)
@@ -290,6 +302,7 @@ class HandMeshNode(Node):
                 return SetParametersResult(successful=False, reason=str(err))
         candidate = {**self._p, **updates}
         try:
+            check_frame_prefix(candidate["frame_prefix"])
             settings = pipeline_settings_from(candidate)
         except ConfigError as err:
             return SetParametersResult(successful=False, reason=str(err))
