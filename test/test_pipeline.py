@@ -155,3 +155,127 @@ def test_locator_settings_are_checked() -> None:
         LocatorSettings(coarse_max_disparity_px=900.0)
     with pytest.raises(ConfigError, match="near_band"):
         replace(LocatorSettings(), near_band=0.0)
+
+
+# --- the whole pipeline with the shipped model -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def source_pair() -> RenderedPair:
+    from stereo_hand_mesh.data.synth import iter_synthetic_pairs
+
+    return next(iter_synthetic_pairs(SynthSettings(domain="source"), 1, seed=21))
+
+
+@pytest.fixture(scope="module")
+def backend():
+    from stereo_hand_mesh.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from stereo_hand_mesh.runtime.select import default_model_files
+
+    return OnnxRuntimeBackend(default_model_files()[1], "cpu", 1)
+
+
+def _pipeline(backend, **settings):
+    from stereo_hand_mesh.pipeline import HandMeshPipeline, PipelineSettings
+
+    regressor = np.asarray(template_hand().joint_regressor)
+    return HandMeshPipeline(backend, regressor, PipelineSettings(smoothing=False, **settings))
+
+
+def _stb_infos():
+    from stereo_hand_mesh.data.camera_info_yaml import STB_BUMBLEBEE2
+
+    return STB_BUMBLEBEE2.camera_infos()
+
+
+def _mirrored_infos(left_info, right_info):
+    """CameraInfo of the pair seen in a mirror: the flipped right camera becomes the left
+    one (``cx -> W - 1 - cx``), the flipped left camera the right one, same baseline."""
+
+    def flipped(info, tx):
+        k, p = info.K.copy(), info.P.copy()
+        k[0, 2] = info.width - 1 - k[0, 2]
+        p[0, 2] = info.width - 1 - p[0, 2]
+        p[0, 3] = tx
+        return replace(info, K=k, P=p)
+
+    return flipped(right_info, 0.0), flipped(left_info, float(right_info.P[0, 3]))
+
+
+def _flip(image: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(image[:, ::-1])
+
+
+def test_left_hands_map_back_through_the_mirror(backend, source_pair: RenderedPair) -> None:
+    from stereo_hand_mesh.geometry import StereoRig
+
+    rig = StereoRig.from_camera_info(*_stb_infos())
+    mirror_rig = StereoRig.from_camera_info(*_mirrored_infos(*_stb_infos()))
+    direct = _pipeline(backend, min_confidence=0.0).process(
+        source_pair.left, source_pair.right, rig
+    )
+    # The right hand seen in a mirror is a left hand: its stereo pair is the flipped views,
+    # swapped, taken by the mirrored rig.
+    left = _pipeline(backend, min_confidence=0.0, handedness="left").process(
+        _flip(source_pair.right), _flip(source_pair.left), mirror_rig
+    )
+    assert direct.found and left.found
+    expected = direct.vertices * np.array([-1.0, 1.0, 1.0]) + np.array([rig.baseline, 0, 0])
+    diff = np.abs(left.vertices - expected)
+    where = np.unravel_index(diff.argmax(), diff.shape)
+    assert diff.max() < 1e-6, f"max |diff| {diff.max():.3g} m at vertex, axis {where}"
+    np.testing.assert_allclose(left.joints, direct.joints * [-1, 1, 1] + [rig.baseline, 0, 0],
+                               atol=1e-6)  # fmt: skip
+    assert left.confidence == pytest.approx(direct.confidence, abs=1e-9)
+    # uv_left is in the image the caller gave: the mirrored view of the hand's right image.
+    truth = source_pair.annotation["vertices_uv_right"].copy()
+    truth[:, 0] = rig.left.width - 1 - truth[:, 0]
+    err = np.linalg.norm(left.uv_left - truth, axis=1)
+    assert np.median(err) < 10.0, f"median uv error {np.median(err):.1f} px"
+
+
+@pytest.mark.parametrize("handedness", ["right", "left"])
+def test_tracking_follows_the_hand_for_both_hands(
+    backend, source_pair: RenderedPair, handedness: str
+) -> None:
+    from stereo_hand_mesh.geometry import StereoRig
+
+    if handedness == "right":
+        images = (source_pair.left, source_pair.right)
+        rig = StereoRig.from_camera_info(*_stb_infos())
+    else:
+        images = (_flip(source_pair.right), _flip(source_pair.left))
+        rig = StereoRig.from_camera_info(*_mirrored_infos(*_stb_infos()))
+    pipe = _pipeline(backend, min_confidence=0.0, handedness=handedness)
+    first = pipe.process(*images, rig)
+    second = pipe.process(*images, rig)
+    assert first.found and first.boxes.source == "skin"
+    assert second.found and second.boxes.source == "tracking"
+    truth = source_pair.annotation["vertices"].astype(np.float64)
+    if handedness == "left":
+        truth = truth * [-1, 1, 1] + [rig.baseline, 0, 0]
+    errors_mm = [1e3 * np.linalg.norm(e.vertices - truth, axis=1).mean() for e in (first, second)]
+    print("mean vertex error, cold start and tracked (mm):", errors_mm)
+    assert errors_mm[1] < 1.5 * errors_mm[0] + 5.0, errors_mm
+    untracked = _pipeline(backend, min_confidence=0.0, handedness=handedness, tracking=False)
+    untracked.process(*images, rig)
+    assert untracked.process(*images, rig).boxes.source == "skin"
+
+
+def test_a_wrong_right_image_lowers_confidence_below_the_threshold(
+    backend, source_pair: RenderedPair
+) -> None:
+    from stereo_hand_mesh.geometry import StereoRig
+
+    rig = StereoRig.from_camera_info(*_stb_infos())
+    pipe = _pipeline(backend)  # the default min_confidence
+    threshold = pipe.settings.min_confidence
+    good = pipe.process(source_pair.left, source_pair.right, rig)
+    # The right image 12 rows down: the pair is no longer rectified (vertical disparity).
+    shifted = np.roll(source_pair.right, 12, axis=0)
+    bad = _pipeline(backend).process(source_pair.left, shifted, rig)
+    assert good.found and good.confidence >= threshold, good.reason
+    assert bad.confidence < good.confidence
+    assert not bad.found and bad.vertices is None and bad.joints is None
+    assert bad.reason == f"confidence {bad.confidence:.2f} < min_confidence {threshold:.2f}"
+    assert bad.boxes is not None  # the hand was located; the mesh was refused

@@ -6,7 +6,9 @@ the benchmarks and the tests all drive :class:`HandMeshPipeline`.
 Left hands go through mirroring: the pair is mirrored (the flipped right image becomes the
 left view and vice versa, ``cx -> W - 1 - cx``), the right-hand network runs on it, and each
 vertex ``(x', y, z)`` of the mirrored rig maps back to ``(B - x', y, z)`` in the original left
-optical frame (the mirror swaps the cameras, which sit ``B`` apart).
+optical frame (the mirror swaps the cameras, which sit ``B`` apart). Tracking runs in the
+mirrored (working) pair; the estimate's ``uv_left`` is in the input left image (the mirrored
+right branch's uv, flipped back: ``u -> W - 1 - u``).
 
 Confidence. Each vertex has two estimates (the left and the right branch, which share z):
 their 3D distance and the vertical disparity ``|v_l - v_r|`` (0 on a rectified pair for the
@@ -91,7 +93,7 @@ class HandEstimate:
         vertices: (V, 3) metres, left optical frame, or None.
         joints: (21, 3) metres, left optical frame, or None.
         vertex_confidence: (V,) in [0, 1], or None.
-        uv_left: (V, 2) vertices in the left image, pixels, or None.
+        uv_left: (V, 2) vertices in the input left image, pixels, or None.
         boxes: the crop boxes used, or None.
         timings_ms: per-stage wall times, milliseconds.
     """
@@ -164,7 +166,7 @@ class HandMeshPipeline:
             )
         self.regressor = np.asarray(joint_regressor, dtype=np.float64)
         self._filter = OneEuroFilter(self.settings.filter_min_cutoff_hz, self.settings.filter_beta)
-        self._previous: HandEstimate | None = None
+        self._previous_uv: np.ndarray | None = None  # (V, 2) working-pair left uv, pixels
         self._previous_disparity: float | None = None
 
     def update_settings(self, settings: PipelineSettings) -> None:
@@ -176,7 +178,7 @@ class HandMeshPipeline:
     def reset(self) -> None:
         """Forget the tracking state and the filter (e.g. after a model swap)."""
         self._filter.reset()
-        self._previous = None
+        self._previous_uv = None
         self._previous_disparity = None
 
     def process(
@@ -220,13 +222,12 @@ class HandMeshPipeline:
         else:
             k_l = np.array([rig.left.fx, rig.left.fy, rig.left.cx, rig.left.cy])
             k_r = np.array([rig.right.fx, rig.right.fy, rig.right.cx, rig.right.cy])
-        prev = self._previous if (self.settings.tracking and not mirror) else None
         boxes = locate_hand(
             left,
             right,
             self.settings.locator,
-            previous_uv_left=prev.uv_left if prev is not None and prev.found else None,
-            previous_disparity_px=self._previous_disparity,
+            previous_uv_left=self._previous_uv if self.settings.tracking else None,
+            previous_disparity_px=self._previous_disparity if self.settings.tracking else None,
             roi=roi,
         )
         times["locate"] = (time.perf_counter() - t0) * 1e3
@@ -275,12 +276,13 @@ class HandMeshPipeline:
         if s.smoothing and stamp_s is not None:
             vertices = self._filter(vertices, stamp_s)
         joints = self.regressor @ vertices
-        uv_left = meshes.uv_left[0] if not mirror else None
-        estimate = HandEstimate(
-            True, "ok", confidence, vertices, joints, vconf, uv_left, boxes, times
-        )
-        self._previous, self._previous_disparity = estimate, disparity
-        return estimate
+        uv_work = meshes.uv_left[0]
+        uv_left = uv_work
+        if mirror:  # the input left image is the working pair's right view, flipped
+            uv_left = meshes.uv_right[0].copy()
+            uv_left[:, 0] = rig.left.width - 1 - uv_left[:, 0]
+        self._previous_uv, self._previous_disparity = uv_work, disparity
+        return HandEstimate(True, "ok", confidence, vertices, joints, vconf, uv_left, boxes, times)
 
     def _none(
         self,
