@@ -7,6 +7,7 @@ ONNX file and run by real ONNX Runtime and torch; stereo pairs come from the syn
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,7 @@ from stereo_hand_mesh.runtime.tensorrt_backend import (
     TensorRTBackend,
     engine_key,
     needs_rebuild,
+    save_engine,
     tensorrt_available,
 )
 from stereo_hand_mesh.runtime.torch_backend import TorchBackend
@@ -134,6 +136,33 @@ def test_tensorrt_cache_key_and_rebuild_reasons(
     assert "tensorrt_version" in needs_rebuild(engine, other_trt, force=False)
     fp32 = engine_key(onnx_path, "10.3.0", "NVIDIA Orin", fp16=False)
     assert "precision" in needs_rebuild(engine, fp32, force=False)
+
+
+def test_tensorrt_engine_write_failures_name_the_path(
+    model_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    key = engine_key(model_files[1], "10.3.0", "NVIDIA Orin", fp16=False)
+    good = tmp_path / "cache" / "model.plan"
+    save_engine(good, b"engine bytes", key)
+    assert good.read_bytes() == b"engine bytes"
+    assert needs_rebuild(good, key, force=False) is None  # the sidecar holds the key
+    assert [p.name for p in good.parent.iterdir()] == sorted(["model.plan", "model.plan.json"])
+    # A directory that cannot be made (a file stands in its way).
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("")
+    with pytest.raises(ModelFileError, match=re.escape(str(blocker / "model.plan"))):
+        save_engine(blocker / "model.plan", b"engine", key)
+    # The engine path is a directory: the rename fails and no temporary file is left.
+    taken = tmp_path / "taken.plan"
+    taken.mkdir()
+    with pytest.raises(ModelFileError, match=re.escape(f"engine_file_path {taken} expected")):
+        save_engine(taken, b"engine", key)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "not_a_dir", "taken.plan"]
+    # The sidecar's place is taken: the error names the sidecar.
+    side = tmp_path / "side.plan"
+    (tmp_path / "side.plan.json").mkdir()
+    with pytest.raises(ModelFileError, match=re.escape(f"engine cache key {side}.json")):
+        save_engine(side, b"engine", key)
 
 
 @pytest.mark.skipif(tensorrt_available(), reason="TensorRT is installed here")

@@ -6,7 +6,8 @@ tested on, so only what needs no GPU is tested here: the cache key, the sidecar 
 it, the decision to rebuild, and the import guard. To check it on a Jetson or a desktop GPU::
 
     stereo-hand-mesh export --onnx model.onnx --engine model.plan --fp16 && \
-    stereo-hand-mesh infer --backend tensorrt --engine model.plan --left L.png ...
+    stereo-hand-mesh infer --backend tensorrt --model model.onnx --engine model.plan \
+        --left L.png --right R.png --left-info L.yaml --right-info R.yaml --json out.json
 
 Engines are cached at ``engine_file_path`` with a sidecar ``<engine>.json`` holding the key
 (ONNX hash + TensorRT version + GPU name + precision). An engine is rebuilt when the key
@@ -36,6 +37,7 @@ __all__ = [
     "engine_key",
     "needs_rebuild",
     "onnx_sha256",
+    "save_engine",
     "tensorrt_available",
 ]
 
@@ -116,6 +118,37 @@ def needs_rebuild(engine_path: str | os.PathLike[str], key: EngineKey, force: bo
     return None
 
 
+def save_engine(engine_path: str | os.PathLike[str], blob: bytes, key: EngineKey) -> None:
+    """Write a serialized engine and, beside it, the sidecar with its cache key.
+
+    The engine goes to a temporary file first and is renamed into place, so a reader never
+    sees half an engine; the sidecar is written last (an engine without one is rebuilt).
+
+    Raises:
+        ModelFileError: the engine or the sidecar cannot be written (the message names the
+            path and the reason: no such directory, read-only, no space, ...).
+    """
+    engine_path = Path(engine_path)
+    tmp = engine_path.with_name(f".{engine_path.name}.tmp")
+    try:
+        engine_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(blob)
+        os.replace(tmp, engine_path)
+    except OSError as err:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise ModelFileError(
+            f"engine_file_path {engine_path} expected a writable location; got {err}"
+        ) from None
+    sidecar = _sidecar(engine_path)
+    try:
+        sidecar.write_text(json.dumps(asdict(key), indent=2))
+    except OSError as err:
+        raise ModelFileError(
+            f"engine cache key {sidecar} expected a writable location; got {err}"
+        ) from None
+
+
 class TensorRTBackend:
     """Run an ONNX model as a TensorRT engine (built and cached on first use).
 
@@ -126,8 +159,8 @@ class TensorRTBackend:
         force_engine_update: rebuild even when the cached engine's key matches.
 
     Raises:
-        ModelFileError: TensorRT or cuda-python is not installed, the ONNX file is bad, or
-            the build fails.
+        ModelFileError: TensorRT or cuda-python is not installed, the ONNX file is bad, the
+            build fails, or the engine cannot be written.
     """
 
     def __init__(
@@ -161,11 +194,7 @@ class TensorRTBackend:
         if reason is not None:
             _LOG.warning("building TensorRT engine %s: %s", engine_path, reason)
             blob = self._build(onnx_path, enable_fp16)
-            tmp = engine_path.with_name(f".{engine_path.name}.tmp")
-            engine_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(blob)
-            os.replace(tmp, engine_path)
-            _sidecar(engine_path).write_text(json.dumps(asdict(key), indent=2))
+            save_engine(engine_path, blob, key)
             engine = self._deserialize(blob)
             if engine is None:
                 raise ModelFileError(f"TensorRT engine built from {onnx_path} does not load")
