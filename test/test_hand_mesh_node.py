@@ -433,6 +433,97 @@ def test_rectify_true_reads_raw_topics(tmp_path, peer, samples):
         assert node.stop() == 0, node.log()
 
 
+def _rotation(axis: str, degrees: float) -> np.ndarray:
+    import cv2
+
+    vec = np.zeros(3)
+    vec["xyz".index(axis)] = np.radians(degrees)
+    return cv2.Rodrigues(vec)[0]
+
+
+def _raw_view(rect: np.ndarray, raw_info) -> np.ndarray:
+    """The raw image a camera with ``raw_info``'s K, D, R (rectified by its P) sees, made from
+    the rectified image: each raw pixel samples the rectified pixel OpenCV maps it to."""
+    import cv2
+
+    h, w = rect.shape[:2]
+    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    raw_px = np.stack([u, v], axis=-1).reshape(-1, 1, 2)
+    rect_px = cv2.undistortPoints(
+        raw_px, raw_info.K, raw_info.D, R=raw_info.R, P=raw_info.P[:, :3]
+    ).reshape(h, w, 2)
+    rect_px = rect_px.astype(np.float32)
+    return cv2.remap(rect, rect_px[..., 0], rect_px[..., 1], cv2.INTER_LINEAR)
+
+
+def test_rectify_true_undoes_real_distortion_and_rotation(tmp_path, peer, samples):
+    """Raw views with plumb_bob distortion (k1 about -0.2) and rectification rotations of 0.8
+    deg, made from a rectified pair: with ``rectify: true`` and that camera_info the node's
+    joints agree with the ROS-free pipeline on the rectified pair itself. The same raw images
+    with R = identity in the camera_info (what a node ignoring R would see) give joints far
+    off: the check can fail, and a camera_info that changes only R is not served stale maps."""
+    from dataclasses import replace
+
+    from stereo_hand_mesh.geometry.camera import StereoRig
+    from stereo_hand_mesh.pipeline.estimator import HandMeshPipeline, joint_regressor_for
+    from stereo_hand_mesh.ros.hand_mesh_node import pipeline_settings_from
+    from stereo_hand_mesh.ros.parameters import HAND_MESH_PARAMETERS
+    from stereo_hand_mesh.runtime.select import create_backend
+
+    sample = samples[1]
+    tilt = _rotation("x", 0.3)
+    raw_left = replace(
+        sample.left_info,
+        D=np.array([-0.22, 0.07, 0.0012, -0.0008, 0.0]),
+        R=_rotation("y", 0.8) @ tilt,
+    )
+    raw_right = replace(
+        sample.right_info,
+        D=np.array([-0.18, 0.05, -0.0006, 0.001, 0.0]),
+        R=_rotation("y", -0.8) @ tilt,
+    )
+    left, right = _raw_view(sample.left, raw_left), _raw_view(sample.right, raw_right)
+    assert np.abs(left.astype(int) - sample.left).mean() > 5  # the distortion is not trivial
+    raw = StereoSample(left, right, raw_left, raw_right, index=0)
+    unrotated = StereoSample(
+        left, right, replace(raw_left, R=np.eye(3)), replace(raw_right, R=np.eye(3)), index=0
+    )
+
+    # Reference: the node's pipeline, ROS-free, on the rectified pair.
+    params = {s.name: s.default for s in HAND_MESH_PARAMETERS} | FAST
+    choice = create_backend("onnxruntime", None, None)
+    pipeline = HandMeshPipeline(
+        choice.backend, joint_regressor_for(choice.backend.info), pipeline_settings_from(params)
+    )
+    rig = StereoRig.from_camera_info(sample.left_info, sample.right_info)
+    reference = pipeline.process(sample.left, sample.right, rig, 0.0, None)
+    assert reference.found, reference.reason
+
+    node = NodeProcess("hand_mesh_node", tmp_path / "node.log", {**FAST, "rectify": True})
+    try:
+        pub = PairPublisher(peer.node, image_suffix="image_raw")
+        _connect(peer, pub, node)
+        stamp = peer.node.get_clock().now().nanoseconds
+        joints = {}
+        for key, pair in (("raw", raw), ("unrotated", unrotated)):
+            stamp += 100_000_000
+            pub.publish(pair_messages(pair, stamp))
+            assert peer.spin_until(lambda s=stamp: _has_output(peer, s), 10), node.log()
+            msg = {stamp_key(m.header): m for m in peer.messages["hand/joints"]}[stamp]
+            joints[key] = joints_of(msg)
+        gap_mm = np.linalg.norm(joints["raw"] - reference.joints, axis=1) * 1e3
+        assert gap_mm.mean() < 10.0 and gap_mm.max() < 25.0, (
+            f"rectify: true vs the rectified input: mean {gap_mm.mean():.1f} mm, max "
+            f"{gap_mm.max():.1f} mm at joint {int(gap_mm.argmax())}"
+        )
+        error_mm = np.linalg.norm(joints["raw"] - sample.joints, axis=1).mean() * 1e3
+        assert error_mm < 50.0, f"mean joint error {error_mm:.1f} mm"
+        wrong_mm = np.linalg.norm(joints["unrotated"] - reference.joints, axis=1).mean() * 1e3
+        assert wrong_mm > 40.0, f"ignoring R moved the joints only {wrong_mm:.1f} mm"
+    finally:
+        assert node.stop() == 0, node.log()
+
+
 @pytest.mark.parametrize(
     ("params", "expected"),
     [

@@ -371,12 +371,16 @@ class HandMeshNode(Node):
                 f"right image expected {left.shape[1]}x{left.shape[0]} (the left size); got "
                 f"{right.shape[1]}x{right.shape[0]}"
             )
+        # Everything the rig and the rectification maps are built from: a camera_info that
+        # changes only K or R (a recalibration) must not be served stale maps.
         key = (
             b"".join(
-                np.asarray(v, dtype=np.float64).tobytes()
-                for v in (item.left_info.p, item.right_info.p, item.left_info.d, item.right_info.d)
+                np.asarray(getattr(info, name), dtype=np.float64).tobytes()
+                for info in (item.left_info, item.right_info)
+                for name in ("p", "k", "d", "r")
             )
             + f"{item.left_info.width}x{item.left_info.height}".encode()
+            + f"{item.left_info.distortion_model}/{item.right_info.distortion_model}".encode()
         )
         infos = None
         if self._p["rectify"]:
