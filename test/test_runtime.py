@@ -173,6 +173,44 @@ def test_tensorrt_missing_is_a_clear_error(model_files: tuple[Path, Path], tmp_p
         create_backend("tensorrt", model_files[1])
 
 
+def _no_probe() -> bool:
+    raise AssertionError("this probe must not run here")
+
+
+@pytest.mark.parametrize(
+    ("trt", "trt_gpu", "ort_cuda", "torch_cuda", "model", "expected", "reason"),
+    [
+        (True, True, True, True, None, "tensorrt", "TensorRT and a GPU are available"),
+        (True, False, True, True, None, "onnxruntime", "ONNX Runtime has the CUDA provider"),
+        (False, None, True, True, None, "onnxruntime", "ONNX Runtime has the CUDA provider"),
+        (False, None, False, True, None, "torch", "torch sees a GPU"),
+        (False, None, False, True, "m.onnx", "onnxruntime", "ONNX Runtime on the CPU"),
+        (False, None, False, False, None, "onnxruntime", "ONNX Runtime on the CPU"),
+        (None, None, None, None, "m.pt", "torch", "m.pt is a torch checkpoint"),
+    ],
+    ids=["trt", "trt-no-device", "ort-cuda", "torch-cuda", "onnx-path-no-torch", "cpu", "pt"],
+)
+def test_auto_picks_tensorrt_then_ort_cuda_then_torch_cuda_then_ort_cpu(
+    monkeypatch: pytest.MonkeyPatch, trt, trt_gpu, ort_cuda, torch_cuda, model, expected, reason
+) -> None:
+    # Only the availability probes are replaced (None: the probe must not even be asked);
+    # the CPU path itself runs for real in the other tests.
+    import stereo_hand_mesh.runtime.onnxruntime_backend as ort_mod
+    import stereo_hand_mesh.runtime.select as select
+    import stereo_hand_mesh.runtime.tensorrt_backend as trt_mod
+    from stereo_hand_mesh.runtime.select import choose_auto_backend
+
+    for module, name, value in (
+        (trt_mod, "tensorrt_available", trt),
+        (select, "_torch_cuda_or_trt", trt_gpu),
+        (ort_mod, "cuda_provider_available", ort_cuda),
+        (select, "_torch_cuda", torch_cuda),
+    ):
+        monkeypatch.setattr(module, name, _no_probe if value is None else (lambda v=value: v))
+    name, why = choose_auto_backend(Path(model) if model else None)
+    assert name == expected and reason in why, (name, why)
+
+
 def _pipeline(model_files: tuple[Path, Path], **settings) -> HandMeshPipeline:
     backend = OnnxRuntimeBackend(model_files[1], "cpu", 1)
     return HandMeshPipeline(

@@ -19,7 +19,13 @@ from pathlib import Path
 from stereo_hand_mesh.errors import ConfigError, ModelFileError
 from stereo_hand_mesh.runtime.base import Backend
 
-__all__ = ["BACKENDS", "BackendChoice", "create_backend", "default_model_files"]
+__all__ = [
+    "BACKENDS",
+    "BackendChoice",
+    "choose_auto_backend",
+    "create_backend",
+    "default_model_files",
+]
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 
@@ -64,6 +70,33 @@ def _torch_cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def choose_auto_backend(model_file_path: Path | None) -> tuple[str, str]:
+    """The backend ``auto`` picks, and why (one line for the log).
+
+    Order: TensorRT (tensorrt and cuda-python import and CUDA sees a device), then ONNX
+    Runtime with its CUDA provider, then torch on CUDA (only for the shipped default, whose
+    checkpoint it can load), then ONNX Runtime on the CPU. A ``.pt`` model path means torch.
+
+    Args:
+        model_file_path: the model asked for, or None for the shipped default.
+
+    Returns:
+        ``(backend name, reason)``.
+    """
+    from stereo_hand_mesh.runtime.onnxruntime_backend import cuda_provider_available
+    from stereo_hand_mesh.runtime.tensorrt_backend import tensorrt_available
+
+    if model_file_path is not None and model_file_path.suffix == ".pt":
+        return "torch", f"model_file_path {model_file_path} is a torch checkpoint"
+    if tensorrt_available() and _torch_cuda_or_trt():
+        return "tensorrt", "TensorRT and a GPU are available"
+    if cuda_provider_available():
+        return "onnxruntime", "ONNX Runtime has the CUDA provider"
+    if model_file_path is None and _torch_cuda():
+        return "torch", "torch sees a GPU and ONNX Runtime has no CUDA provider"
+    return "onnxruntime", "no GPU backend available: ONNX Runtime on the CPU"
+
+
 def create_backend(
     backend: str = "auto",
     model_file_path: str | os.PathLike[str] | None = None,
@@ -97,19 +130,7 @@ def create_backend(
     onnx_path = path if (path is not None and not is_pt) else default_onnx
     pt_path = path if is_pt else default_pt
     if backend == "auto":
-        from stereo_hand_mesh.runtime.onnxruntime_backend import cuda_provider_available
-        from stereo_hand_mesh.runtime.tensorrt_backend import tensorrt_available
-
-        if is_pt:
-            backend, reason = "torch", f"model_file_path {path} is a torch checkpoint"
-        elif tensorrt_available() and _torch_cuda_or_trt():
-            backend, reason = "tensorrt", "TensorRT and a GPU are available"
-        elif cuda_provider_available():
-            backend, reason = "onnxruntime", "ONNX Runtime has the CUDA provider"
-        elif path is None and _torch_cuda():
-            backend, reason = "torch", "torch sees a GPU and ONNX Runtime has no CUDA provider"
-        else:
-            backend, reason = "onnxruntime", "no GPU backend available: ONNX Runtime on the CPU"
+        backend, reason = choose_auto_backend(path)
     else:
         reason = f"backend '{backend}' asked for"
     if backend == "torch":
