@@ -345,3 +345,81 @@ def test_shipped_model_comes_as_checkpoint_and_onnx_that_agree() -> None:
     b, b_rel = TorchBackend(pt, "cpu").infer(x)
     assert np.abs(a - b).max() < SHIPPED_PARITY_ATOL
     assert np.abs(a_rel - b_rel).max() < 1e-4  # metres
+
+
+def test_export_command_writes_opset_17_onnx_with_metadata(
+    model_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import onnx
+
+    from stereo_hand_mesh.runtime.base import METADATA_KEY
+
+    out = tmp_path / "exported.onnx"
+    assert cli_main(["export", "--model", str(model_files[0]), "--onnx", str(out)]) == 0
+    proto = onnx.load(str(out))
+    opset = {o.domain: o.version for o in proto.opset_import}[""]
+    assert opset >= 17
+    meta = {p.key: p.value for p in proto.metadata_props}
+    info = json.loads(meta[METADATA_KEY])
+    assert info["input_size"] == 128 and info["topology_hash"] == template_hand().topology_hash
+    assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == [
+        2, 3, 128, 128,
+    ]  # fmt: skip
+    assert read_onnx_info(out) == read_onnx_info(model_files[1])
+    assert cli_main(["export", "--model", str(model_files[0]), "--onnx", str(out), "--opset",
+                     "16"]) == 1  # fmt: skip
+    assert "opset expected >= 17; got 16" in capsys.readouterr().err
+
+
+def test_bench_command_json_shape(model_files: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["bench", "--json", str(out), "--pairs", "3", "--warmup", "1", "--threads", "1"]
+    args += ["--backends", "onnxruntime", "tensorrt", "--model", str(model_files[1])]
+    assert cli_main(args) == 0
+    payload = json.loads(out.read_text())
+    assert {"cpu", "logical_cores", "python"} <= set(payload["machine"])
+    ort, trt = payload["results"]
+    assert ort["backend"] == "onnxruntime-cpu" and ort["available"]
+    assert 0 < ort["pipeline_p50_ms"] <= ort["pipeline_p95_ms"]
+    stages = {"convert", "locate", "crop", "inference", "triangulate", "publish"}
+    assert stages <= set(ort["stages"]), ort["stages"]
+    for stage in ort["stages"].values():
+        assert 0 <= stage["p50_ms"] <= stage["p95_ms"]
+    assert payload["config"]["pairs"] == 3
+    if not tensorrt_available():
+        assert not trt["available"] and "tensorrt" in trt["reason"]
+    assert out.with_suffix(".md").read_text().startswith("| backend |")
+
+
+def test_infer_refuses_mismatched_sizes_and_nan_camera_info(
+    pairs: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import cv2
+    import yaml
+
+    out = tmp_path / "r.json"
+    args = _infer_args(pairs, Path("unused.onnx"), out)
+    at = args.index("--model")
+    args = args[:at] + args[at + 2 :]  # no --model: the shipped default
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), cv2.imread(str(pairs / "right" / "000000.png"))[:240, :320])
+    sizes = [a if a != str(pairs / "right" / "000000.png") else str(small) for a in args]
+    assert cli_main(sizes) == 1
+    assert "--right image expected 640x480 (the --left size); got 320x240" in (
+        capsys.readouterr().err
+    )
+    nan_info = tmp_path / "left_nan.yaml"
+    data = yaml.safe_load((pairs / "left.yaml").read_text())
+    data["projection_matrix"]["data"][0] = float("nan")
+    nan_info.write_text(yaml.safe_dump(data))
+    nan = [a if a != str(pairs / "left.yaml") else str(nan_info) for a in args]
+    assert cli_main(nan) == 1
+    err = capsys.readouterr().err
+    assert f"--left-info {nan_info}" in err and "NaN" in err, err
+    assert not out.exists()
+    assert cli_main(args) == 0
+    from stereo_hand_mesh.runtime import default_model_files
+
+    result = json.loads(out.read_text())
+    assert result["model"] == str(default_model_files()[1])
+    assert result["backend"] == "onnxruntime-cpu" and result["found"], result["reason"]

@@ -81,7 +81,12 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.pairs < 1:
         raise ConfigError(f"--pairs expected >= 1; got {args.pairs}")
     payload = bench_pipeline(
-        args.backends, args.pairs, args.warmup, threads=args.threads, model=args.model
+        args.backends,
+        args.pairs,
+        args.warmup,
+        distinct=min(20, args.pairs + args.warmup),  # a smoke run renders only what it uses
+        threads=args.threads,
+        model=args.model,
     )
     write_results(payload, args.json)
     print(markdown_table(payload), end="")
@@ -134,13 +139,13 @@ def run_export(args: argparse.Namespace) -> int:
 def run_infer(args: argparse.Namespace) -> int:
     from stereo_hand_mesh.data.camera_info_yaml import read_camera_info_yaml
     from stereo_hand_mesh.data.image_io import read_image_rgb, write_image_png
-    from stereo_hand_mesh.errors import ShapeError
+    from stereo_hand_mesh.errors import CameraInfoError, ShapeError
     from stereo_hand_mesh.geometry.camera import StereoRig
     from stereo_hand_mesh.hand.joints import JOINT_NAMES
     from stereo_hand_mesh.pipeline import HandMeshPipeline, PipelineSettings
     from stereo_hand_mesh.pipeline.estimator import joint_regressor_for
     from stereo_hand_mesh.pipeline.overlay import draw_overlay
-    from stereo_hand_mesh.runtime.select import create_backend
+    from stereo_hand_mesh.runtime.select import create_backend, default_model_files
 
     left, right = read_image_rgb(args.left), read_image_rgb(args.right)
     if left.shape != right.shape:
@@ -148,9 +153,18 @@ def run_infer(args: argparse.Namespace) -> int:
             f"--right image expected {left.shape[1]}x{left.shape[0]} (the --left size); got "
             f"{right.shape[1]}x{right.shape[0]}"
         )
-    rig = StereoRig.from_camera_info(
-        read_camera_info_yaml(args.left_info), read_camera_info_yaml(args.right_info)
-    )
+    infos = []
+    for flag, path in (("--left-info", args.left_info), ("--right-info", args.right_info)):
+        info = read_camera_info_yaml(path)
+        try:
+            info.validate()
+        except CameraInfoError as err:
+            raise CameraInfoError(f"{flag} {path}: {err}") from None
+        infos.append(info)
+    try:
+        rig = StereoRig.from_camera_info(*infos)
+    except CameraInfoError as err:
+        raise CameraInfoError(f"{args.left_info} and {args.right_info}: {err}") from None
     choice = create_backend(args.backend, args.model, args.engine)
     pipeline = HandMeshPipeline(
         choice.backend,
@@ -160,12 +174,17 @@ def run_infer(args: argparse.Namespace) -> int:
         ),
     )
     est = pipeline.process(left, right, rig, roi=tuple(args.roi) if args.roi else None)
+    model = args.model
+    if model is None:  # the shipped default, in the form the backend took
+        pt, onnx = default_model_files()
+        model = pt if choice.backend.name.startswith("torch") else onnx
     result = {
         "found": est.found,
         "reason": est.reason,
         "confidence": est.confidence,
         "backend": choice.backend.name,
         "backend_reason": choice.reason,
+        "model": str(model),
         "handedness": args.handedness,
         "frame": "left optical frame, metres",
         "joint_names": list(JOINT_NAMES),
