@@ -423,3 +423,23 @@ def test_infer_refuses_mismatched_sizes_and_nan_camera_info(
     result = json.loads(out.read_text())
     assert result["model"] == str(default_model_files()[1])
     assert result["backend"] == "onnxruntime-cpu" and result["found"], result["reason"]
+
+
+def test_network_benchmark_runs_its_cpu_path(model_files: tuple[Path, Path], tmp_path: Path):
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_network.py"
+    out = tmp_path / "network.json"
+    args = [sys.executable, str(script), "--model", str(model_files[0]), "--iters", "5"]
+    run = subprocess.run(
+        [*args, "--warmup", "1", "--device", "cpu", "--json", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["config"]["device"] == "cpu" and result["config"]["precision"] == "fp32"
+    for figures in result["results"].values():
+        assert 0 < figures["p50_ms"] <= figures["p95_ms"]
+    assert "cpu" in result["machine"]
+    if not torch.cuda.is_available():
+        no_gpu = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        assert no_gpu.returncode == 2
+        assert "--device cuda expected a CUDA GPU" in no_gpu.stderr
