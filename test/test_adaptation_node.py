@@ -364,13 +364,27 @@ def test_kill_9_of_an_adapt_run_keeps_the_serving_model_and_the_next_adapt_runs(
         ), node.log()
         assert "-9" in _status(peer)["adaptation"]["state"]
         peer.spin_for(1.0)
-        diag = {}
-        for msg in reversed(peer.messages["/diagnostics"]):
-            if msg.status and msg.status[0].name.startswith("hand_mesh_node"):
-                diag = {kv.key: kv.value for kv in msg.status[0].values}
-                break
+
+        def mesh_diag() -> dict[str, str]:
+            for msg in reversed(peer.messages["/diagnostics"]):
+                if msg.status and msg.status[0].name.startswith("hand_mesh_node"):
+                    return {kv.key: kv.value for kv in msg.status[0].values}
+            return {}
+
+        diag = mesh_diag()
         assert diag.get("model") == "(shipped default)", diag  # still serving the old model
         assert mesh.alive() and node.alive()
+        # ... and still processing pairs: five more pairs move its counter (by at least three:
+        # its newest-pair mailbox may drop one on a loaded machine).
+        before = int(diag["pairs_processed"])
+        pub = PairPublisher(peer.node)
+        t0 = peer.node.get_clock().now().nanoseconds
+        for i, sample in enumerate(target_pairs[:5]):
+            pub.publish(pair_messages(sample, t0 + i * 250_000_000))
+            peer.spin_for(0.4)
+        assert peer.spin_until(
+            lambda: int(mesh_diag().get("pairs_processed", 0)) >= before + 3, 10
+        ), (before, mesh_diag(), mesh.log())
 
         results = peer.set_parameters("/adaptation_node", {"epochs": 1})
         assert results is not None and all(r.successful for r in results)
