@@ -222,7 +222,7 @@ HAND_MESH_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "frame_prefix",
         "hand_",
-        "TF child frame prefix: <frame_prefix><joint_name>",
+        "TF child frame prefix: <frame_prefix><joint_name> (no leading slash, no spaces)",
         applies="live",
     ),
     ParamSpec(
