@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
+from model_files import collapsed_model
 from node_process import NodeProcess, Peer, joints_of, stamp_key
 from sensor_msgs.msg import Image, PointCloud2
 from std_srvs.srv import Trigger
@@ -314,28 +315,14 @@ def test_bad_inputs_are_logged_and_the_next_good_pair_is_processed(tmp_path, pee
         assert node.stop() == 0, node.log()
 
 
-def _collapsed_model(path: Path) -> Path:
-    """The shipped ONNX model with its uv head zeroed: every vertex lands on one point, so
-    the mesh is degenerate (a broken model the confidence does not catch) and the palm frame
-    cannot be built (ValueError in the per-pair path)."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(default_model_files()[1]))
-    for init in model.graph.initializer:
-        if init.name.startswith("net.net.uv_head."):
-            zero = np.zeros_like(numpy_helper.to_array(init))
-            init.CopyFrom(numpy_helper.from_array(zero, init.name))
-    onnx.save(model, str(path))
-    return path
-
-
-def test_a_pair_that_fails_in_the_per_pair_path_deletes_the_shown_mesh(tmp_path, peer, samples):
-    """Good pair -> mesh; then a model whose output breaks the palm frame (an unexpected
-    exception, not an input error) -> the node logs it, sends DELETEALL with that pair's stamp,
-    publishes nothing else for it and keeps serving."""
+def test_a_broken_models_collapsed_mesh_is_refused_and_deletes_the_shown_one(
+    tmp_path, peer, samples
+):
+    """Good pair -> mesh; then a model whose two branches agree on a mesh collapsed onto a
+    point (confidence 1) -> no mesh is published (the pipeline's size check), DELETEALL with
+    that pair's stamp, the reason in /diagnostics, and the node keeps serving."""
     node = NodeProcess("hand_mesh_node", tmp_path / "node.log", FAST)
-    collapsed = _collapsed_model(tmp_path / "collapsed.onnx")
+    collapsed = collapsed_model(tmp_path / "collapsed.onnx")
     try:
         pub = PairPublisher(peer.node)
         _connect(peer, pub, node)
@@ -350,11 +337,16 @@ def test_a_pair_that_fails_in_the_per_pair_path_deletes_the_shown_mesh(tmp_path,
         bad = stamp + 100_000_000
         pub.publish(pair_messages(samples[1], bad))
         assert peer.spin_until(lambda: _deleted_at(peer, bad), 10), node.log()
-        assert "unexpected error on a pair: ValueError('palm frame expected" in node.log()
+
+        def last_status() -> str:
+            diags = peer.messages["/diagnostics"]
+            return diags[-1].status[0].message if diags else ""
+
+        assert peer.spin_until(lambda: "implausible mesh" in last_status(), 10), last_status()
         peer.spin_for(0.5)
         assert not _has_output(peer, bad)
         assert bad not in {stamp_key(t.header) for m in peer.messages["/tf"] for t in m.transforms}
-        # Only one DELETEALL while no mesh is shown: a second failing pair sends none.
+        # Only one DELETEALL while no mesh is shown: a second refused pair sends none.
         again = bad + 100_000_000
         pub.publish(pair_messages(samples[2], again))
         peer.spin_for(1.0)

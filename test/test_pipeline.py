@@ -152,7 +152,10 @@ def test_locator_settings_are_checked() -> None:
     from stereo_hand_mesh.errors import ConfigError
 
     with pytest.raises(ConfigError, match="coarse_max_disparity_px"):
-        LocatorSettings(coarse_max_disparity_px=900.0)
+        LocatorSettings(coarse_max_disparity_px=8.0)
+    # A search range below the coarse map's default is valid (the node's parameter allows
+    # 8-4000 px): the coarse search is capped at it.
+    assert LocatorSettings(max_disparity_px=200.0).max_disparity_px == 200.0
     with pytest.raises(ConfigError, match="near_band"):
         replace(LocatorSettings(), near_band=0.0)
 
@@ -279,3 +282,39 @@ def test_a_wrong_right_image_lowers_confidence_below_the_threshold(
     assert not bad.found and bad.vertices is None and bad.joints is None
     assert bad.reason == f"confidence {bad.confidence:.2f} < min_confidence {threshold:.2f}"
     assert bad.boxes is not None  # the hand was located; the mesh was refused
+
+
+def test_a_collapsed_mesh_is_refused_whatever_its_confidence(
+    tmp_path, source_pair: RenderedPair
+) -> None:
+    from model_files import collapsed_model
+
+    from stereo_hand_mesh.geometry import StereoRig
+    from stereo_hand_mesh.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    broken = OnnxRuntimeBackend(collapsed_model(tmp_path / "collapsed.onnx"), "cpu", 1)
+    rig = StereoRig.from_camera_info(*_stb_infos())
+    estimate = _pipeline(broken, min_confidence=0.0).process(
+        source_pair.left, source_pair.right, rig
+    )
+    assert not estimate.found and estimate.vertices is None and estimate.joints is None
+    assert estimate.reason.startswith("implausible mesh: bounding box 0.000 x 0.000"), estimate
+    assert estimate.confidence > 0.99  # the two branches agree: confidence alone would pass
+    # Without the size check (bounds that admit a point) the same mesh would be output.
+    lax = _pipeline(broken, min_confidence=0.0, min_hand_extent_m=0.0, max_hand_extent_m=10.0)
+    assert lax.process(source_pair.left, source_pair.right, rig).found
+
+
+def test_meshes_larger_than_a_hand_are_refused(backend, source_pair: RenderedPair) -> None:
+    from stereo_hand_mesh.errors import ConfigError
+    from stereo_hand_mesh.geometry import StereoRig
+
+    rig = StereoRig.from_camera_info(*_stb_infos())
+    good = _pipeline(backend).process(source_pair.left, source_pair.right, rig)
+    assert good.found, good.reason
+    sides = np.sort(good.vertices.max(0) - good.vertices.min(0))
+    tight = _pipeline(backend, max_hand_extent_m=0.9 * sides[-1])
+    refused = tight.process(source_pair.left, source_pair.right, rig)
+    assert not refused.found and refused.reason.startswith("implausible mesh"), refused.reason
+    with pytest.raises(ConfigError, match="min_hand_extent_m < max_hand_extent_m"):
+        _pipeline(backend, min_hand_extent_m=0.5, max_hand_extent_m=0.4)

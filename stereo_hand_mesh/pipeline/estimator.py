@@ -14,7 +14,10 @@ Confidence. Each vertex has two estimates (the left and the right branch, which 
 their 3D distance and the vertical disparity ``|v_l - v_r|`` (0 on a rectified pair for the
 same surface point) measure left-right agreement; a vertex's confidence is
 ``exp(-(d / sigma_m)^2 / 2) * exp(-(dv / sigma_px)^2 / 2)`` and the hand's the mean. Below
-``min_confidence`` the result is "no hand" with the reason, never a mesh.
+``min_confidence`` the result is "no hand" with the reason, never a mesh. A mesh whose size
+no hand has (its bounding box's second-largest side under ``min_hand_extent_m``, a mesh
+collapsed onto a point or a line, or its largest side over ``max_hand_extent_m``) is refused
+the same way, whatever its confidence: two branches of a broken model can agree.
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ class PipelineSettings:
     Attributes:
         handedness: ``"right"`` or ``"left"`` (through mirroring).
         min_confidence: below this overall confidence no mesh is output.
+        min_hand_extent_m: smallest second-largest side of the mesh's bounding box, metres
+            (a real hand's is 9-24 cm; below it the mesh is collapsed).
+        max_hand_extent_m: largest side of the mesh's bounding box, metres (a real hand's is
+            10-25 cm).
         confidence_sigma_m: left-right 3D distance scale of the confidence, metres.
         confidence_sigma_px: vertical disparity scale of the confidence, pixels.
         smoothing: apply the One Euro filter to vertices between pairs.
@@ -62,6 +69,8 @@ class PipelineSettings:
 
     handedness: str = "right"
     min_confidence: float = 0.3
+    min_hand_extent_m: float = 0.03
+    max_hand_extent_m: float = 0.4
     confidence_sigma_m: float = 0.02
     confidence_sigma_px: float = 4.0
     smoothing: bool = True
@@ -75,6 +84,11 @@ class PipelineSettings:
             raise ConfigError(f"handedness expected one of {HANDEDNESS}; got {self.handedness!r}")
         if not (0.0 <= self.min_confidence <= 1.0):
             raise ConfigError(f"min_confidence expected in [0, 1]; got {self.min_confidence}")
+        if not (0.0 <= self.min_hand_extent_m < self.max_hand_extent_m):
+            raise ConfigError(
+                "PipelineSettings expected 0 <= min_hand_extent_m < max_hand_extent_m; got "
+                f"{self.min_hand_extent_m}, {self.max_hand_extent_m}"
+            )
         for name in ("confidence_sigma_m", "confidence_sigma_px", "filter_min_cutoff_hz"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -129,6 +143,23 @@ def joint_regressor_for(info: ModelInfo) -> np.ndarray:
             f"{hand.topology_hash}"
         )
     return np.asarray(hand.joint_regressor)
+
+
+def _implausible_extent(vertices: np.ndarray, settings: PipelineSettings) -> str | None:
+    """Why a mesh of this size is no hand, or None when its size is a hand's.
+
+    Args:
+        vertices: (V, 3) finite vertices, metres.
+        settings: ``min_hand_extent_m`` and ``max_hand_extent_m``.
+    """
+    sides = np.sort(vertices.max(axis=0) - vertices.min(axis=0))[::-1]
+    if sides[1] < settings.min_hand_extent_m or sides[0] > settings.max_hand_extent_m:
+        return (
+            f"implausible mesh: bounding box {sides[0]:.3f} x {sides[1]:.3f} x {sides[2]:.3f} m"
+            f" (a hand's second side >= {settings.min_hand_extent_m:.2f} m, largest <= "
+            f"{settings.max_hand_extent_m:.2f} m)"
+        )
+    return None
 
 
 def _mirror_rig_arrays(rig: StereoRig) -> tuple[np.ndarray, np.ndarray]:
@@ -264,8 +295,13 @@ class HandMeshPipeline:
         if mirror:
             vertices = vertices.copy()
             vertices[:, 0] = rig.baseline - vertices[:, 0]
-        confidence = float(vconf.mean()) if np.isfinite(vertices).all() else 0.0
         times["triangulate"] = (time.perf_counter() - t3) * 1e3
+        if not np.isfinite(vertices).all():
+            return self._none("non-finite mesh (NaN or inf vertices)", 0.0, times, boxes)
+        confidence = float(vconf.mean())
+        implausible = _implausible_extent(vertices, s)
+        if implausible is not None:
+            return self._none(implausible, confidence, times, boxes)
         if confidence < s.min_confidence:
             return self._none(
                 f"confidence {confidence:.2f} < min_confidence {s.min_confidence:.2f}",

@@ -62,7 +62,8 @@ class LocatorSettings:
             map (:func:`coarse_disparity`) and rank every candidate by its coarse
             disparity (finds the hand where the skin rule also fires on the background).
         coarse_factor: the coarse disparity map's and skin mask's downscale factor.
-        coarse_max_disparity_px: largest disparity of the coarse map, image pixels (384 px
+        coarse_max_disparity_px: largest disparity of the coarse map, image pixels, capped
+            at ``max_disparity_px`` (384 px
             is a hand at 0.26 m on a Bumblebee2; nearer hands are found by skin alone).
         near_band: a near region holds the pixels whose coarse disparity is at least this
             fraction of the scene's near disparity (98th percentile of the map).
@@ -103,10 +104,10 @@ class LocatorSettings:
                 "LocatorSettings.coarse_factor expected >= 1 and near_band in (0, 1]; got "
                 f"{self.coarse_factor}, {self.near_band}"
             )
-        if not (16.0 <= self.coarse_max_disparity_px <= self.max_disparity_px):
+        if not (self.coarse_max_disparity_px >= 16.0 and self.max_disparity_px >= 8.0):
             raise ConfigError(
-                "LocatorSettings.coarse_max_disparity_px expected in [16, max_disparity_px "
-                f"{self.max_disparity_px}]; got {self.coarse_max_disparity_px}"
+                "LocatorSettings expected coarse_max_disparity_px >= 16 and max_disparity_px "
+                f">= 8; got {self.coarse_max_disparity_px}, {self.max_disparity_px}"
             )
         if not (math.isfinite(self.margin) and self.margin > 0):
             raise ConfigError(f"LocatorSettings.margin expected > 0; got {self.margin}")
@@ -340,7 +341,9 @@ def _cold_start(
                 best = StereoBoxes(box, found[0], found[1], found[2], "skin")
         return best
     # Skin colour fires on the background too: rank by the coarse disparity map.
-    disparity = coarse_disparity(small_l, small_r, f, settings.coarse_max_disparity_px)
+    # The coarse search never goes past the full search range.
+    reach = min(settings.coarse_max_disparity_px, max(settings.max_disparity_px, 16.0))
+    disparity = coarse_disparity(small_l, small_r, f, reach)
     near = _near_candidate(disparity, skin, settings, min_area)
     if near is not None:
         candidates.append(near)

@@ -95,6 +95,8 @@ def pipeline_settings_from(p: dict[str, Any]) -> PipelineSettings:
     return PipelineSettings(
         handedness=p["handedness"],
         min_confidence=p["min_confidence"],
+        min_hand_extent_m=p["min_hand_extent_m"],
+        max_hand_extent_m=p["max_hand_extent_m"],
         confidence_sigma_m=p["confidence_sigma_m"],
         confidence_sigma_px=p["confidence_sigma_px"],
         smoothing=p["smoothing"],
@@ -107,6 +109,8 @@ def pipeline_settings_from(p: dict[str, Any]) -> PipelineSettings:
             max_candidates=p["locator_max_candidates"],
             max_disparity_px=p["locator_max_disparity_px"],
             min_match_score=p["locator_min_match_score"],
+            min_tracking_score=p["locator_min_tracking_score"],
+            stereo_candidates=p["locator_stereo_candidates"],
         ),
     )
 

@@ -170,6 +170,18 @@ _LOCATOR = (
         -1.0,
         1.0,
     ),
+    ParamSpec(
+        "locator_min_tracking_score",
+        0.5,
+        "smallest match score that keeps tracking (below it: a cold start)",
+        -1.0,
+        1.0,
+    ),
+    ParamSpec(
+        "locator_stereo_candidates",
+        True,
+        "where skin colour fires on the background, also rank candidates by coarse disparity",
+    ),
 )
 
 #: Parameters of ``hand_mesh_node``.
@@ -238,6 +250,22 @@ HAND_MESH_PARAMETERS: tuple[ParamSpec, ...] = (
         "below this left-right confidence no mesh is published",
         0.0,
         1.0,
+        applies="live",
+    ),
+    ParamSpec(
+        "min_hand_extent_m",
+        0.03,
+        "no mesh when its bounding box's second side is shorter (a collapsed mesh), metres",
+        0.0,
+        1.0,
+        applies="live",
+    ),
+    ParamSpec(
+        "max_hand_extent_m",
+        0.4,
+        "no mesh when its bounding box's largest side is longer (no hand is), metres",
+        0.01,
+        10.0,
         applies="live",
     ),
     ParamSpec(
