@@ -16,7 +16,6 @@ from stereo_hand_mesh.pipeline.locator import (
     StereoBoxes,
     locate_hand,
     match_right_box,
-    skin_components,
 )
 from stereo_hand_mesh.pipeline.skin import crop_boxes_from_masks, skin_mask, stereo_crop_boxes
 
@@ -31,7 +30,6 @@ __all__ = [
     "crop_boxes_from_masks",
     "locate_hand",
     "match_right_box",
-    "skin_components",
     "skin_mask",
     "stereo_crop_boxes",
 ]

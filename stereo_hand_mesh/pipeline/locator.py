@@ -4,11 +4,12 @@ Candidates in the left view come, in this order of preference, from an external 
 interest, from the previous estimate (tracking: its projected vertices), or, at a cold start,
 from skin colour and stereo on a coarse grid (the images downscaled by ``coarse_factor``):
 
-- Skin-coloured components (:func:`skin_components`' rule). Where skin colour is selective
-  (it covers less than ``stereo_min_skin_share`` of the image) each component's right-view
-  box is found by matching it along the same rows of the right image (normalized
-  cross-correlation of grey levels at a reduced scale, :func:`match_right_box`), and the
-  **nearest** (largest disparity) wins: the hand is in front of the body and the face.
+- Skin-coloured components (:func:`~stereo_hand_mesh.pipeline.skin.skin_pixels`). Where
+  skin colour is selective (it covers less than ``stereo_min_skin_share`` of the image)
+  each component's right-view box is found by matching it along the same rows of the right
+  image (normalized cross-correlation of grey levels at a reduced scale,
+  :func:`match_right_box`), and the **nearest** (largest disparity) wins: the hand is in
+  front of the body and the face.
 - Where skin colour also fires on the background (warm light, wood, faces, clutter), a coarse
   disparity map (:func:`coarse_disparity`, semi-global matching) adds the nearest coherent
   region, cut to its skin pixels, as a candidate, and every candidate is ranked by the median
@@ -30,7 +31,7 @@ import numpy as np
 from stereo_hand_mesh._check import check_shape
 from stereo_hand_mesh.errors import ConfigError, ShapeError
 from stereo_hand_mesh.geometry.crop import CropBox
-from stereo_hand_mesh.pipeline.skin import CB_RANGE, CR_RANGE
+from stereo_hand_mesh.pipeline.skin import skin_pixels
 
 __all__ = [
     "LocatorSettings",
@@ -38,7 +39,6 @@ __all__ = [
     "box_iou",
     "locate_hand",
     "match_right_box",
-    "skin_components",
     "square_box_around",
 ]
 
@@ -161,40 +161,6 @@ def box_iou(a: CropBox, b: CropBox) -> float:
     return inter / (a.side**2 + b.side**2 - inter)
 
 
-def _skin_raw(image: np.ndarray, kernel_px: int) -> np.ndarray:
-    """(H, W) uint8 skin mask (255 = skin) of an RGB image, opened with a ``kernel_px``
-    ellipse (the chrominance rule of :mod:`stereo_hand_mesh.pipeline.skin`)."""
-    import cv2
-
-    ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
-    raw = cv2.inRange(ycrcb, (0, CR_RANGE[0], CB_RANGE[0]), (255, CR_RANGE[1], CB_RANGE[1]))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel_px, kernel_px))
-    return cv2.morphologyEx(raw, cv2.MORPH_OPEN, kernel)
-
-
-def skin_components(image: np.ndarray, min_area_px: int) -> list[tuple[np.ndarray, int]]:
-    """Skin-coloured connected components, largest first.
-
-    Args:
-        image: (H, W, 3) uint8 RGB.
-        min_area_px: smallest area kept.
-
-    Returns:
-        List of ``(bbox, area)`` with bbox ``[x0, y0, x1, y1]`` (inclusive pixels).
-    """
-    import cv2
-
-    check_shape(image, ("H", "W", 3), "image")
-    n, _, stats, _ = cv2.connectedComponentsWithStats(_skin_raw(image, 5), connectivity=8)
-    out = []
-    for i in range(1, n):
-        x, y, w, h, area = (int(v) for v in stats[i])
-        if area >= min_area_px:
-            out.append((np.array([x, y, x + w - 1, y + h - 1]), area))
-    out.sort(key=lambda item: -item[1])
-    return out
-
-
 @cache
 def _sgbm(num_disparities: int, block_px: int) -> Any:
     """An OpenCV semi-global matcher (built once per size: its set-up allocates)."""
@@ -250,7 +216,9 @@ class _Candidate:
     source: str  # "skin" or "stereo"
 
 
-def _components(mask: np.ndarray, min_area: int, limit: int, factor: int) -> list[_Candidate]:
+def _components(
+    mask: np.ndarray, min_area: int, limit: int, factor: int, source: str = ""
+) -> list[_Candidate]:
     """Connected components of a coarse (h, w) uint8 mask, largest first, as candidates."""
     import cv2
 
@@ -263,7 +231,7 @@ def _components(mask: np.ndarray, min_area: int, limit: int, factor: int) -> lis
             break
         lo = np.array([x, y], dtype=np.float64) * factor
         hi = np.array([x + w, y + h], dtype=np.float64) * factor - 1.0
-        out.append(_Candidate(labels == i, lo, hi, ""))
+        out.append(_Candidate(labels == i, lo, hi, source))
     return out
 
 
@@ -291,7 +259,7 @@ def _coarse_views(
     size = (max(gl.shape[1] // factor, 1), max(gl.shape[0] // factor, 1))
     small = cv2.resize(left, size, interpolation=cv2.INTER_AREA)
     return (
-        _skin_raw(small, 3),
+        skin_pixels(small, 3),
         cv2.resize(gl, size, interpolation=cv2.INTER_AREA),
         cv2.resize(gr, size, interpolation=cv2.INTER_AREA),
     )
@@ -326,10 +294,7 @@ def _cold_start(
     f = settings.coarse_factor
     skin, small_l, small_r = _coarse_views(left, gl, gr, f)
     min_area = max(settings.min_area_px // (f * f), 1)
-    candidates = [
-        _Candidate(c.pixels, c.lo, c.hi, "skin")
-        for c in _components(skin, min_area, settings.max_candidates, f)
-    ]
+    candidates = _components(skin, min_area, settings.max_candidates, f, "skin")
     skin_share = float(np.count_nonzero(skin)) / skin.size
     if not settings.stereo_candidates or skin_share < settings.stereo_min_skin_share:
         # Skin colour is selective here: match every component, the nearest match wins.

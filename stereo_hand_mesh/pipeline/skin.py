@@ -19,11 +19,29 @@ from stereo_hand_mesh._check import check_shape
 from stereo_hand_mesh.errors import ConfigError, ShapeError
 from stereo_hand_mesh.geometry.crop import CropBox
 
-__all__ = ["crop_boxes_from_masks", "skin_mask", "stereo_crop_boxes"]
+__all__ = ["crop_boxes_from_masks", "skin_mask", "skin_pixels", "stereo_crop_boxes"]
 
 #: YCrCb chrominance bounds of skin (Chai & Ngan 1999), 8-bit.
 CR_RANGE = (133, 173)
 CB_RANGE = (77, 127)
+
+
+def skin_pixels(image: np.ndarray, kernel_px: int = 5) -> np.ndarray:
+    """The chrominance rule on every pixel, opened with a ``kernel_px`` ellipse.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        kernel_px: side of the opening's elliptic kernel, pixels.
+
+    Returns:
+        (H, W) uint8 mask, 255 where skin-coloured.
+    """
+    import cv2
+
+    ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
+    raw = cv2.inRange(ycrcb, (0, CR_RANGE[0], CB_RANGE[0]), (255, CR_RANGE[1], CB_RANGE[1]))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel_px, kernel_px))
+    return cv2.morphologyEx(raw, cv2.MORPH_OPEN, kernel)
 
 
 def skin_mask(image: np.ndarray, min_area_px: int = 200) -> np.ndarray:
@@ -44,13 +62,8 @@ def skin_mask(image: np.ndarray, min_area_px: int = 200) -> np.ndarray:
     check_shape(image, ("H", "W", 3), "image")
     if image.dtype != np.uint8:
         raise ShapeError(f"image expected dtype uint8; got {image.dtype}")
-    ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
-    raw = cv2.inRange(
-        ycrcb, (0, CR_RANGE[0], CB_RANGE[0]), (255, CR_RANGE[1], CB_RANGE[1])
-    ).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    raw = cv2.morphologyEx(raw, cv2.MORPH_OPEN, kernel)
-    raw = cv2.morphologyEx(raw, cv2.MORPH_CLOSE, kernel)
+    raw = cv2.morphologyEx(skin_pixels(image, 5), cv2.MORPH_CLOSE, kernel)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(raw, connectivity=8)
     if n <= 1:
         return np.zeros(image.shape[:2], dtype=bool)

@@ -199,8 +199,8 @@ class HandMeshNode(Node):
         self._stats = _Stats()
         self._rig_cache: dict[bytes, StereoRig] = {}
         self._maps_cache: dict[bytes, RectificationMaps] = {}
-        self._had_mesh = False  # a mesh is shown: the next pair without one deletes it
-        self._last_mesh_header: Any = None
+        # Header of the mesh RViz shows, or None: the next pair without a mesh deletes it.
+        self._shown_header: Any = None
         self._last_mesh_marker_s = -1e9
         self._roi: tuple[tuple[float, float, float], float] | None = None
 
@@ -450,8 +450,8 @@ class HandMeshNode(Node):
         The DELETEALL carries the pair's stamp and frame_id, or those of the last mesh where
         the pair's header has none (a zero stamp, an empty frame_id).
         """
-        last = self._last_mesh_header
-        if not self._had_mesh or last is None:
+        last = self._shown_header
+        if last is None:
             return
         from std_msgs.msg import Header
 
@@ -460,7 +460,7 @@ class HandMeshNode(Node):
             stamp = last.stamp
         frame_id = getattr(header, "frame_id", "") or last.frame_id
         self._pub_markers.publish(delete_markers_msg(Header(stamp=stamp, frame_id=frame_id)))
-        self._had_mesh = False
+        self._shown_header = None
 
     def _publish(self, est: HandEstimate, header: Any, left: np.ndarray, rig: StereoRig) -> None:
         if self._p["publish_overlay"] and self._pub_overlay.get_subscription_count() > 0:
@@ -493,8 +493,7 @@ class HandMeshNode(Node):
         self._tf.sendTransform(out.transforms)
         if with_markers:
             self._pub_markers.publish(out.markers)
-        self._had_mesh = True
-        self._last_mesh_header = header
+        self._shown_header = header
 
     # ------------------------------------------------------------------ diagnostics
 
