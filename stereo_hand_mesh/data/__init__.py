@@ -1,6 +1,6 @@
-"""Data formats and readers: camera_info YAML, synthetic stereo splits, FreiHAND, STB and
-rosbag2 stereo bags and split recordings (SplitBagRecorder), all yielding the same sample
-types.
+"""Data formats and readers: camera_info YAML, synthetic stereo splits, FreiHAND, STB,
+rosbag2 stereo bags and split recordings (SplitBagRecorder) and real stereo folders, all
+yielding the same sample types.
 
 The modules here import rosbags, mcap, OpenCV and scipy only inside the functions that need them,
 and never torch or rclpy, so importing this package adds no heavy dependency of its own. The
@@ -37,6 +37,13 @@ from stereo_hand_mesh.data.image_io import (
     read_mask,
     write_image_png,
     write_mask_png,
+)
+from stereo_hand_mesh.data.realdata import (
+    REAL_LABELS_FILE,
+    RealStereoFolder,
+    RealStereoLabels,
+    is_real_stereo_folder,
+    read_real_stereo_labels,
 )
 from stereo_hand_mesh.data.recorder import (
     PairSelector,
@@ -77,6 +84,7 @@ __all__ = [
     "FREIHAND_SPLITS",
     "GROUND_TRUTH_FIELDS",
     "IMAGE_ENCODINGS",
+    "REAL_LABELS_FILE",
     "STB_BUMBLEBEE2",
     "STB_SEQUENCES",
     "STB_TEST_SEQUENCES",
@@ -87,6 +95,8 @@ __all__ = [
     "FreiHANDReader",
     "MonoSample",
     "PairSelector",
+    "RealStereoFolder",
+    "RealStereoLabels",
     "RecorderSettings",
     "RecordingSummary",
     "RecoveredSplit",
@@ -103,6 +113,7 @@ __all__ = [
     "camera_info_from_yaml_text",
     "camera_info_to_yaml_text",
     "closed_splits",
+    "is_real_stereo_folder",
     "is_recording_session",
     "is_rosbag2",
     "is_stereo_set",
@@ -112,6 +123,7 @@ __all__ = [
     "read_camera_info_yaml",
     "read_image_rgb",
     "read_mask",
+    "read_real_stereo_labels",
     "read_stb_labels",
     "read_stereo_bag",
     "recording_sessions",

@@ -3,7 +3,9 @@
 Sources: a synthetic split directory (meta.json), a rosbag2 bag (a directory with
 metadata.yaml, or a .mcap / .db3 file), a recording session written by
 :class:`~stereo_hand_mesh.data.recorder.SplitBagRecorder` (a directory of ``split_NNNN``
-bags), or a recording root holding such sessions.
+bags), a recording root holding such sessions, or a real stereo folder
+(:mod:`~stereo_hand_mesh.data.realdata`: ``left/``, ``right/``, ``left.yaml``, ``right.yaml``
+and an optional ``gt.npz``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from stereo_hand_mesh.data.bags import (
     is_rosbag2,
     read_stereo_bag,
 )
+from stereo_hand_mesh.data.realdata import RealStereoFolder, is_real_stereo_folder
 from stereo_hand_mesh.data.recorder import (
     closed_splits,
     is_recording_session,
@@ -35,8 +38,9 @@ __all__ = ["iter_stereo_samples", "stereo_source_kind"]
 
 def stereo_source_kind(path: str | os.PathLike[str]) -> str:
     """What ``path`` holds: ``"stereo_set"``, ``"rosbag2"``, ``"rosbag2_recording"`` (one
-    recording session: a directory of ``split_NNNN`` bags) or ``"rosbag2_recordings"`` (a
-    recording root: a directory of sessions).
+    recording session: a directory of ``split_NNNN`` bags), ``"rosbag2_recordings"`` (a
+    recording root: a directory of sessions) or ``"real_stereo_folder"`` (see
+    :func:`~stereo_hand_mesh.data.realdata.is_real_stereo_folder`).
 
     Raises:
         DataError: ``path`` is none of these.
@@ -50,6 +54,8 @@ def stereo_source_kind(path: str | os.PathLike[str]) -> str:
         return "rosbag2_recording"
     if recording_sessions(path):
         return "rosbag2_recordings"
+    if is_real_stereo_folder(path):
+        return "real_stereo_folder"
     if not path.exists():
         raise DataError(
             f"expected a stereo split, rosbag2 bag or recording at {path}; got nothing there"
@@ -57,7 +63,8 @@ def stereo_source_kind(path: str | os.PathLike[str]) -> str:
     raise DataError(
         f"expected a stereo split directory (with meta.json) or a rosbag2 bag (a directory "
         f"with metadata.yaml, or a .mcap or .db3 file) or a recording (a directory of "
-        f"split_NNNN bags, or of such sessions); got {path}"
+        f"split_NNNN bags, or of such sessions) or a real stereo folder (left/, right/, "
+        f"left.yaml, right.yaml); got {path}"
     )
 
 
@@ -96,7 +103,8 @@ def iter_stereo_samples(
     gt_topic: str | None = DEFAULT_GT_TOPIC,
     load_ground_truth: bool = True,
 ) -> Iterator[StereoSample]:
-    """Iterate over the stereo samples of a synthetic split, a rosbag2 bag or a recording.
+    """Iterate over the stereo samples of a synthetic split, a rosbag2 bag, a recording or a
+    real stereo folder.
 
     The source is opened (and checked) when this is called; samples load lazily. A
     recording yields the pairs of its closed splits in split order (sessions in name order
@@ -104,7 +112,9 @@ def iter_stereo_samples(
 
     Args:
         path: a split directory written by :class:`StereoSetWriter`, a rosbag2 bag, a
-            recording session or a recording root (see :func:`stereo_source_kind`).
+            recording session, a recording root or a real stereo folder (see
+            :func:`stereo_source_kind`; a real folder's samples carry ``joints`` only where
+            all 21 are labelled).
         topics: stereo topic names (bags only).
         slop_s: left-right stamp tolerance in seconds (bags only).
         gt_topic: ground-truth joints topic (bags only).
@@ -125,6 +135,9 @@ def iter_stereo_samples(
         return _iter_set(StereoSetReader(path, load_ground_truth=load_ground_truth))
     if kind == "rosbag2":
         return read_stereo_bag(path, topics, slop_s, gt_topic, load_ground_truth=load_ground_truth)
+    if kind == "real_stereo_folder":
+        folder = RealStereoFolder.open(path, load_labels=load_ground_truth)
+        return folder.iter_samples(load_ground_truth=load_ground_truth)
     # Every split is opened and checked now; each reads its pairs only when reached.
     parts = [
         read_stereo_bag(split, topics, slop_s, gt_topic, load_ground_truth=load_ground_truth)

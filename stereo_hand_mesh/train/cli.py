@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["add_training_parsers"]
+__all__ = ["add_training_parsers", "build_product_pipeline"]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -63,9 +63,44 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> dict:
     a.add_argument("--overwrite", action="store_true", help="replace a finished run at --out")
     _common(a)
 
-    e = sub.add_parser("eval", help="3D joint metrics of a model on a labelled split")
-    e.add_argument("--data", required=True, type=Path, help="labelled split or bag with gt")
-    e.add_argument("--model", type=Path, default=None, help="checkpoint (default: shipped)")
+    e = sub.add_parser(
+        "eval",
+        help="3D joint metrics of a model on a labelled split, or of the product pipeline on "
+        "a real stereo folder",
+    )
+    e.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="labelled split or bag with gt, or a real stereo folder (left/, right/, "
+        "left.yaml, right.yaml, optional gt.npz): played through the product pipeline",
+    )
+    e.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="checkpoint (default: shipped); for a real folder an .onnx or .pt model",
+    )
+    e.add_argument(
+        "--backend",
+        choices=("auto", "tensorrt", "onnxruntime", "torch"),
+        default="auto",
+        help="(real folder) inference backend",
+    )
+    e.add_argument("--handedness", choices=("right", "left"), default="right")
+    e.add_argument(
+        "--static",
+        action="store_true",
+        help="(real folder) every pair a cold start, no tracking between pairs",
+    )
+    e.add_argument(
+        "--fps", type=float, default=30.0, help="(real folder) frame rate of the recording"
+    )
+    e.add_argument(
+        "--all-frames",
+        action="store_true",
+        help="(real folder) score every labelled frame, not only those with the hand inside",
+    )
     e.add_argument("--variant", choices=("binocular", "monocular"), default="binocular")
     e.add_argument("--json", type=Path, default=None, help="write the metrics here")
     e.add_argument("--batch-size", type=int, default=32)
@@ -185,7 +220,78 @@ def run_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_product_pipeline(args: argparse.Namespace) -> tuple[object, dict[str, str]]:
+    """The product's per-pair pipeline as ``eval --data <real folder>`` and the real-data
+    benchmark run it (the one place to change when the pipeline changes).
+
+    Args:
+        args: ``backend``, ``model`` (None: the shipped default), ``handedness`` and
+            ``threads`` (ONNX Runtime CPU threads, 0: its default).
+
+    Returns:
+        (pipeline with ``reset()`` and ``process(left, right, rig, stamp_s)``, description:
+        ``backend``, ``backend_reason``, ``model``).
+    """
+    from stereo_hand_mesh.pipeline import HandMeshPipeline, PipelineSettings
+    from stereo_hand_mesh.pipeline.estimator import joint_regressor_for
+    from stereo_hand_mesh.runtime.select import create_backend, default_model_files
+
+    choice = create_backend(args.backend, args.model, intra_op_threads=args.threads)
+    pipeline = HandMeshPipeline(
+        choice.backend,
+        joint_regressor_for(choice.backend.info),
+        PipelineSettings(handedness=args.handedness),
+    )
+    model = args.model
+    if model is None:  # the shipped default, in the form the backend took
+        pt, onnx = default_model_files()
+        model = pt if choice.backend.name.startswith("torch") else onnx
+    return pipeline, {
+        "backend": choice.backend.name,
+        "backend_reason": choice.reason,
+        "model": str(model),
+    }
+
+
+def _run_real_eval(args: argparse.Namespace) -> int:
+    from stereo_hand_mesh.data.realdata import RealStereoFolder
+    from stereo_hand_mesh.train.real_eval import evaluate_real
+
+    folder = RealStereoFolder.open(args.data)
+    pipeline, described = build_product_pipeline(args)
+    result = evaluate_real(
+        folder,
+        pipeline,
+        only_inside=not args.all_frames,
+        progress=not args.quiet,
+        tracking=not args.static,
+        frame_rate_hz=args.fps,
+        limit=args.limit,
+    )
+    result = {"command": _command_line(), **described, "handedness": args.handedness, **result}
+    mm = result["mean_joint_error_mm"]
+    errors = (
+        f", mean {mm:.1f} mm, median {result['median_joint_error_mm']:.1f} mm"
+        if mm is not None
+        else ""
+    )
+    ms = result["latency_ms"]["median"]
+    print(
+        f"eval: {args.data} ({result['mode']}, {described['backend']}): found "
+        f"{result['found']}/{result['frames_scored']}{errors}, "
+        f"{'-' if ms is None else f'{ms:.1f}'} ms per pair (median)"
+    )
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
 def run_eval(args: argparse.Namespace) -> int:
+    from stereo_hand_mesh.data.realdata import is_real_stereo_folder
+
+    if is_real_stereo_folder(args.data) and not args.self_supervised:
+        return _run_real_eval(args)  # no torch unless the backend is torch
     from stereo_hand_mesh.train.evaluate import evaluate
 
     device = _setup(args)
