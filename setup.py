@@ -1,5 +1,6 @@
 """ament_python package definition (colcon build in a ROS 2 workspace, or pip install -e .)."""
 
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -16,7 +17,10 @@ setup(
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/launch", glob("launch/*.launch.py")),
         (f"share/{package_name}/config", glob("config/*.yaml") + glob("config/*.rviz")),
-        (f"share/{package_name}/models", glob("models/*")),
+        # Files only: a folder in data_files stops the install.
+        (f"share/{package_name}/models", [p for p in glob("models/*") if os.path.isfile(p)]),
+        # Licence, notice and provenance of the imported MediaPipe weights.
+        (f"share/{package_name}/models/mediapipe", glob("models/mediapipe/*")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
