@@ -86,6 +86,38 @@ def _activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     )
 
 
+class _ConstantPad(torch.autograd.Function):
+    """``torch.nn.functional.pad`` (constant mode) whose ONNX export is one Pad node with
+    constant ``pads``.
+
+    The TorchScript exporter writes ``pad`` through a Slice/Concat subgraph that ONNX Runtime
+    folds only after its Pad -> Conv fusion has run, so every asymmetric SAME convolution kept
+    a separate Pad (about a fifth of the landmark network's time on 2 CPU threads). A
+    constant ``pads`` input lets ONNX Runtime fold the Pad into the Conv's own ``pads``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, pad: tuple[int, ...], value: float) -> torch.Tensor:
+        return nnf.pad(x, pad, value=value)
+
+    @staticmethod
+    def symbolic(g: Any, x: Any, pad: tuple[int, ...], value: float) -> Any:
+        rank = x.type().dim()
+        begins, ends = [0] * rank, [0] * rank
+        for i in range(len(pad) // 2):  # pad lists the last dimension first
+            begins[rank - 1 - i], ends[rank - 1 - i] = pad[2 * i], pad[2 * i + 1]
+        pads = g.op("Constant", value_t=torch.tensor(begins + ends, dtype=torch.int64))
+        if value == 0.0:
+            return g.op("Pad", x, pads, mode_s="constant")
+        fill = g.op("Constant", value_t=torch.tensor(value, dtype=torch.float32))
+        return g.op("Pad", x, pads, fill, mode_s="constant")
+
+
+def _pad(x: torch.Tensor, pad: tuple[int, ...], value: float = 0.0) -> torch.Tensor:
+    """Constant padding, ``torch.nn.functional.pad`` order; exports as a plain ONNX Pad."""
+    return _ConstantPad.apply(x, tuple(int(p) for p in pad), float(value))
+
+
 def _held_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     """The shape a tensor has in the executor: rank-4 NHWC shapes become NCHW."""
     return (shape[0], shape[3], shape[1], shape[2]) if len(shape) == 4 else shape
@@ -127,7 +159,7 @@ class _Conv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.symmetric:
-            x = nnf.pad(x, self.explicit_pad)
+            x = _pad(x, self.explicit_pad)
         y = nnf.conv2d(
             x, self.weight, self.bias, self.stride, self.conv_padding, self.dilation, self.groups
         )
@@ -170,11 +202,11 @@ class _Pool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "MAX_POOL_2D":
             if self.padded:
-                x = nnf.pad(x, self.pad, value=float("-inf"))
+                x = _pad(x, self.pad, float("-inf"))
             y = nnf.max_pool2d(x, self.kernel, self.stride)
         elif self.padded:
             area = self.kernel[0] * self.kernel[1]
-            y = nnf.avg_pool2d(nnf.pad(x, self.pad), self.kernel, self.stride) * area / self.count
+            y = nnf.avg_pool2d(_pad(x, self.pad), self.kernel, self.stride) * area / self.count
         else:
             y = nnf.avg_pool2d(x, self.kernel, self.stride)
         return self.act(y)
@@ -317,7 +349,7 @@ class TFLiteGraphNet(nn.Module):
                 flat += [int(before), int(after)]
             if pads[0] != [0, 0]:
                 raise self._fail(k, op, "padding the batch dimension is not supported")
-            return _Step(lambda s, x, p=tuple(flat): nnf.pad(x, p), {}), ins[:1]
+            return _Step(lambda s, x, p=tuple(flat): _pad(x, p), {}), ins[:1]
         if name == "RESIZE_BILINEAR":
             if opt["align_corners"] and opt["half_pixel_centers"]:
                 raise self._fail(k, op, "align_corners with half_pixel_centers is invalid")
@@ -348,17 +380,16 @@ class TFLiteGraphNet(nn.Module):
         if not self._graph.tensors[a].constant:
             raise self._fail(k, op, "expected a constant alpha")
         alpha = self._const(a)
-        rank = self._rank(x)
-        if rank == 4 and alpha.numel() == self._graph.tensors[x].shape[3]:
-            # Per-channel slope: torch's prelu (ONNX PRelu) on dimension 1.
-            slope = alpha.reshape(-1)
-            return _Step(lambda s, t: nnf.prelu(t, s.alpha), {"alpha": slope}), (x,)
-        if rank == 4:
+        if self._rank(x) == 4:
             alpha = alpha.reshape((1,) * (4 - alpha.dim()) + tuple(alpha.shape))
             alpha = alpha.permute(0, 3, 1, 2).contiguous()
 
         def prelu(s: nn.Module, t: torch.Tensor) -> torch.Tensor:
-            return torch.where(t >= 0, t, t * s.alpha)
+            # Exactly TFLite's x >= 0 ? x : alpha * x (one of the two terms is 0). Written
+            # as Relu + Clip + Mul + Add rather than ONNX PRelu: ONNX Runtime keeps these in
+            # its blocked (NCHWc) layout, and the palm detector runs 30% faster on 2 CPU
+            # threads (5.3 vs 7.6 ms).
+            return torch.relu(t) + s.alpha * torch.clamp(t, max=0.0)
 
         return _Step(prelu, {"alpha": alpha}), (x,)
 
