@@ -1,4 +1,5 @@
-"""The mesh network and its checkpoint format (torch; not imported by the ONNX/TRT path)."""
+"""The mesh network and its checkpoint format, and the executor of imported TFLite graphs
+(MediaPipe's hand networks) (torch; not imported by the ONNX/TRT path)."""
 
 from stereo_hand_mesh.model.checkpoint import (
     Checkpoint,
@@ -8,14 +9,20 @@ from stereo_hand_mesh.model.checkpoint import (
 )
 from stereo_hand_mesh.model.complexity import count_macs, count_parameters
 from stereo_hand_mesh.model.network import MeshNet, MeshNetConfig
+from stereo_hand_mesh.model.tflite_graph import TFLiteGraphNet, load_tflite_graph_net
+from stereo_hand_mesh.model.tflite_reader import TFLiteGraph, read_tflite_graph
 
 __all__ = [
     "Checkpoint",
     "MeshNet",
     "MeshNetConfig",
+    "TFLiteGraph",
+    "TFLiteGraphNet",
     "count_macs",
     "count_parameters",
     "load_checkpoint",
+    "load_tflite_graph_net",
     "model_from_checkpoint",
+    "read_tflite_graph",
     "save_checkpoint",
 ]

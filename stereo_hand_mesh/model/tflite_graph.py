@@ -620,8 +620,8 @@ def read_tflite_graph_npz(
         raise
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, TypeError) as err:
         raise ModelFileError(
-            f"TFLite graph .npz {path} could not be read (corrupt or truncated?): "
-            f"{type(err).__name__}: {err}"
+            f"TFLite graph .npz {path} expected a complete archive written by "
+            f"save_tflite_graph_npz; got {type(err).__name__}: {err} (truncated or corrupt?)"
         ) from None
     for j, arr in graph.constants.items():
         want = graph.tensors[j].shape

@@ -177,8 +177,8 @@ def read_tflite_graph(path: str | os.PathLike[str]) -> TFLiteGraph:
         raise
     except Exception as err:  # flatbuffers raise IndexError/struct.error on damaged files
         raise ModelFileError(
-            f"TFLite model {path} could not be parsed (truncated or corrupt?): "
-            f"{type(err).__name__}: {err}"
+            f"TFLite model {path} expected a complete TFLite flatbuffer ({len(buf)} bytes "
+            f"read); got {type(err).__name__}: {err} (truncated or corrupt?)"
         ) from None
 
 

@@ -6,6 +6,7 @@ its own runtime when it is created (see :func:`create_backend`).
 """
 
 from stereo_hand_mesh.runtime.base import METADATA_KEY, Backend, ModelInfo, normalize_crops_numpy
+from stereo_hand_mesh.runtime.keypoint_info import KEYPOINT_METADATA_KEY, read_keypoint_model_info
 from stereo_hand_mesh.runtime.select import (
     BACKENDS,
     BackendChoice,
@@ -15,6 +16,7 @@ from stereo_hand_mesh.runtime.select import (
 
 __all__ = [
     "BACKENDS",
+    "KEYPOINT_METADATA_KEY",
     "METADATA_KEY",
     "Backend",
     "BackendChoice",
@@ -22,4 +24,5 @@ __all__ = [
     "create_backend",
     "default_model_files",
     "normalize_crops_numpy",
+    "read_keypoint_model_info",
 ]
