@@ -19,6 +19,13 @@ TFLite details the executor reproduces:
   ``align_corners=True``. The legacy mode (both false) is refused.
 * The file's batch size (1) is not kept: the batch dimension is dynamic.
 
+For MediaPipe's hand networks (``models/hand_landmark_*``, ``models/palm_detection_*``) the
+input is ``(B, 3, S, S)`` RGB in [0, 1] (the range MediaPipe feeds; no affine folded in) and
+the outputs are raw: ``presence`` and ``handedness`` are already probabilities (the graphs end
+them in a LOGISTIC op; 0.995 / 0.007 presence on a real hand / a black crop), while the palm
+``scores`` are logits that need a sigmoid. :mod:`stereo_hand_mesh.model.mediapipe_hands`
+describes every output and its units.
+
 The weights load safely from an ``.npz`` written by :func:`save_tflite_graph_npz`
 (``np.load(..., allow_pickle=False)``): the graph description as a JSON string and one
 array per constant tensor, stored as in the TFLite file (float16 weights stay float16).
