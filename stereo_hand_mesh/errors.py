@@ -14,6 +14,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "EncodingError",
+    "FitError",
     "ModelFileError",
     "RecordingStoppedError",
     "ShapeError",
@@ -39,6 +40,14 @@ class CameraInfoError(StereoHandMeshError, ValueError):
 
 class EncodingError(StereoHandMeshError, ValueError):
     """An image encoding is not supported or does not match the buffer."""
+
+
+class FitError(StereoHandMeshError, ValueError):
+    """Keypoints admit no hand fit.
+
+    Most disparities are <= 0 (the hand would be behind the cameras: swapped views or a wrong
+    principal point), or a cold start lacks the palm keypoints it aligns the template to.
+    """
 
 
 class DataError(StereoHandMeshError):
