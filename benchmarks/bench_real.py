@@ -104,6 +104,13 @@ def markdown(result: dict[str, Any]) -> str:
             f"{_fmt(r['median_joint_error_mm'])} | {_fmt(r['root_relative_error_mm'])} | "
             f"{_fmt(r['auc_20_50'], '.3f')} | {_fmt(lat['median'])} | {_fmt(lat['p95'])} |"
         )
+        for name, alt in r.get("alternative_joints", {}).items():
+            rows.append(
+                f"| ours, {name.replace('_', ' ')} | {mode} | {r['frames_scored']} | "
+                f"{alt['frames_with_error']} | {_fmt(alt['mean_joint_error_mm'])} | "
+                f"{_fmt(alt['median_joint_error_mm'])} | "
+                f"{_fmt(alt['root_relative_error_mm'])} | - | - | - |"
+            )
     peer = result["peer"]
     if "found" in peer:
         rows.append(
@@ -142,7 +149,12 @@ def main() -> int:
     parser.add_argument(
         "--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto"
     )
-    parser.add_argument("--model", type=Path, default=None, help=".onnx or .pt (default: shipped)")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="landmark network (default: the shipped ones)"
+    )
+    parser.add_argument("--palm-model", type=Path, default=None, help="palm detector")
+    parser.add_argument("--keypoint-variant", choices=("auto", "lite", "full"), default="auto")
+    parser.add_argument("--joints", choices=("fitted", "triangulated"), default="fitted")
     parser.add_argument("--handedness", choices=("right", "left"), default="right")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: its)")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the recording")

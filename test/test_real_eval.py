@@ -244,7 +244,7 @@ def test_eval_cli_on_a_real_folder(tmp_path: Path, capsys: pytest.CaptureFixture
     assert result["mode"] == "tracking" and result["has_labels"]
     assert result["frames_scored"] == 3 and result["frames_played"] == 4
     assert result["found"] + sum(result["not_found_reasons"].values()) == 3
-    assert Path(result["model"]).name.startswith("default.")
+    assert "hand_landmark_" in result["model"] and result["model_kind"] == "keypoints"
     assert len(result["per_frame"]) == 3
 
     static = tmp_path / "static.json"

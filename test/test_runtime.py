@@ -22,7 +22,7 @@ from stereo_hand_mesh.errors import CameraInfoError, ConfigError, ModelFileError
 from stereo_hand_mesh.geometry import StereoRig
 from stereo_hand_mesh.hand import template_hand
 from stereo_hand_mesh.model import MeshNet, MeshNetConfig, save_checkpoint
-from stereo_hand_mesh.pipeline import HandMeshPipeline, OneEuroFilter, PipelineSettings
+from stereo_hand_mesh.pipeline import MeshUVPipeline, OneEuroFilter, PipelineSettings
 from stereo_hand_mesh.runtime import create_backend
 from stereo_hand_mesh.runtime.export import export_onnx, read_onnx_info
 from stereo_hand_mesh.runtime.onnxruntime_backend import OnnxRuntimeBackend
@@ -104,12 +104,12 @@ def test_onnxruntime_path_imports_no_torch(model_files: tuple[Path, Path], pairs
     code = (
         "import sys, numpy as np\n"
         "from stereo_hand_mesh.runtime import create_backend\n"
-        "from stereo_hand_mesh.pipeline import HandMeshPipeline\n"
+        "from stereo_hand_mesh.pipeline import MeshUVPipeline\n"
         "from stereo_hand_mesh.data import StereoSetReader\n"
         "from stereo_hand_mesh.geometry import StereoRig\n"
         "from stereo_hand_mesh.hand import template_hand\n"
         f"c = create_backend('auto', {str(model_files[1])!r})\n"
-        "p = HandMeshPipeline(c.backend, np.asarray(template_hand().joint_regressor))\n"
+        "p = MeshUVPipeline(c.backend, np.asarray(template_hand().joint_regressor))\n"
         f"s = StereoSetReader({str(pairs)!r})[0]\n"
         "p.process(s.left, s.right, StereoRig.from_camera_info(s.left_info, s.right_info))\n"
         "print(c.backend.name, 'torch' in sys.modules)\n"
@@ -211,9 +211,9 @@ def test_auto_picks_tensorrt_then_ort_cuda_then_torch_cuda_then_ort_cpu(
     assert name == expected and reason in why, (name, why)
 
 
-def _pipeline(model_files: tuple[Path, Path], **settings) -> HandMeshPipeline:
+def _pipeline(model_files: tuple[Path, Path], **settings) -> MeshUVPipeline:
     backend = OnnxRuntimeBackend(model_files[1], "cpu", 1)
-    return HandMeshPipeline(
+    return MeshUVPipeline(
         backend, np.asarray(template_hand().joint_regressor), PipelineSettings(**settings)
     )
 
@@ -371,21 +371,22 @@ def test_export_command_writes_opset_17_onnx_with_metadata(
     assert "opset expected >= 17; got 16" in capsys.readouterr().err
 
 
-def test_bench_command_json_shape(model_files: tuple[Path, Path], tmp_path: Path) -> None:
+def test_bench_command_json_shape(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     args = ["bench", "--json", str(out), "--pairs", "3", "--warmup", "1", "--threads", "1"]
-    args += ["--backends", "onnxruntime", "tensorrt", "--model", str(model_files[1])]
+    args += ["--backends", "onnxruntime", "tensorrt"]
     assert cli_main(args) == 0
     payload = json.loads(out.read_text())
     assert {"cpu", "logical_cores", "python"} <= set(payload["machine"])
-    ort, trt = payload["results"]
-    assert ort["backend"] == "onnxruntime-cpu" and ort["available"]
-    assert 0 < ort["pipeline_p50_ms"] <= ort["pipeline_p95_ms"]
-    stages = {"convert", "locate", "crop", "inference", "triangulate", "publish"}
-    assert stages <= set(ort["stages"]), ort["stages"]
-    for stage in ort["stages"].values():
-        assert 0 <= stage["p50_ms"] <= stage["p95_ms"]
-    assert payload["config"]["pairs"] == 3
+    tracking, cold, trt = payload["results"]
+    assert (tracking["mode"], cold["mode"]) == ("tracking", "cold")
+    for ort in (tracking, cold):
+        assert ort["backend"] == "onnxruntime-cpu" and ort["available"]
+        assert 0 < ort["pipeline_p50_ms"] <= ort["pipeline_p95_ms"]
+        for stage in ort["stages"].values():
+            assert 0 <= stage["p50_ms"] <= stage["p95_ms"]
+    assert {"convert", "detect", "keypoints"} <= set(cold["stages"]), cold["stages"]
+    assert payload["config"]["pairs"] == 3 and payload["config"]["variant"] == "lite"
     if not tensorrt_available():
         assert not trt["available"] and "tensorrt" in trt["reason"]
     assert out.with_suffix(".md").read_text().startswith("| backend |")
@@ -418,10 +419,9 @@ def test_infer_refuses_mismatched_sizes_and_nan_camera_info(
     assert f"--left-info {nan_info}" in err and "NaN" in err, err
     assert not out.exists()
     assert cli_main(args) == 0
-    from stereo_hand_mesh.runtime import default_model_files
-
     result = json.loads(out.read_text())
-    assert result["model"] == str(default_model_files()[1])
+    assert result["model_kind"] == "keypoints", result["model"]
+    assert "hand_landmark_lite.onnx" in result["model"], result["model"]
     assert result["backend"] == "onnxruntime-cpu" and result["found"], result["reason"]
 
 

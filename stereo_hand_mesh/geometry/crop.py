@@ -13,6 +13,15 @@ samples ``(x0, y0) + (S-1) / s``. :func:`cut_crop` (numpy/OpenCV) and
 
 The two crops of a stereo pair share ``side`` and ``y0`` (same rows, equal scale) and differ
 in ``x0``.
+
+A :class:`RotatedCrop` is a square of ``side`` image pixels centred at ``(cx, cy)`` and
+turned by ``angle`` radians, resized to ``out_size x out_size``: the crop's axes in the image
+are ``x_c = (cos a, sin a)`` and ``y_c = (-sin a, cos a)`` (image y points down, so a positive
+angle turns the square clockwise on screen). The keypoint network sees the hand upright in
+it: the crop's up (``-y_c``) points from the wrist toward the fingers. The maps are::
+
+    crop  = R(a)^T (image - c) * s + (S - 1) / 2
+    image = R(a) (crop - (S - 1) / 2) / s + c
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import numpy as np
 from stereo_hand_mesh._check import check_shape
 from stereo_hand_mesh.errors import ConfigError, ShapeError
 
-__all__ = ["CropBox", "crop_to_image", "cut_crop", "image_to_crop"]
+__all__ = ["CropBox", "RotatedCrop", "crop_to_image", "cut_crop", "image_to_crop"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,77 @@ class CropBox:
         """(3,) ``[x0, y0, side]``, the row format of batched crop boxes (torch code)."""
         return np.array([self.x0, self.y0, self.side])
 
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(x_min, y_min, x_max, y_max)`` of the image region the crop samples, pixels."""
+        return self.x0, self.y0, self.x0 + self.side, self.y0 + self.side
+
+
+@dataclass(frozen=True)
+class RotatedCrop:
+    """A square image region turned by ``angle``, resized to ``out_size x out_size``.
+
+    Attributes:
+        cx: centre column, image pixels.
+        cy: centre row, image pixels.
+        side: side of the square, image pixels (> 0).
+        angle: rotation of the square's axes in the image, radians (module docstring).
+        out_size: side of the crop, crop pixels (>= 1).
+    """
+
+    cx: float
+    cy: float
+    side: float
+    angle: float
+    out_size: int
+
+    def __post_init__(self) -> None:
+        for name in ("cx", "cy", "side", "angle"):
+            value = float(getattr(self, name))
+            if not math.isfinite(value):
+                raise ConfigError(f"RotatedCrop.{name} expected a finite value; got {value}")
+            object.__setattr__(self, name, value)
+        if self.side <= 0.0:
+            raise ConfigError(f"RotatedCrop.side expected > 0 pixels; got {self.side}")
+        if int(self.out_size) != self.out_size or self.out_size < 1:
+            raise ConfigError(
+                f"RotatedCrop.out_size expected an integer >= 1; got {self.out_size}"
+            )
+        object.__setattr__(self, "out_size", int(self.out_size))
+
+    @property
+    def scale(self) -> float:
+        """Crop pixels per image pixel, ``out_size / side``."""
+        return self.out_size / self.side
+
+    def affine(self) -> np.ndarray:
+        """(2, 3) affine matrix mapping image pixels to crop pixels."""
+        c, s = math.cos(self.angle), math.sin(self.angle)
+        rot_t = np.array([[c, s], [-s, c]]) * self.scale  # R(a)^T * scale
+        half = (self.out_size - 1) / 2.0
+        offset = np.array([half, half]) - rot_t @ np.array([self.cx, self.cy])
+        return np.concatenate([rot_t, offset[:, None]], axis=1)
+
+    def inverse_affine(self) -> np.ndarray:
+        """(2, 3) affine matrix mapping crop pixels back to image pixels."""
+        return cv2.invertAffineTransform(self.affine())
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(x_min, y_min, x_max, y_max)`` of the image region the crop samples, pixels."""
+        half = 0.5 * self.side * (abs(math.cos(self.angle)) + abs(math.sin(self.angle)))
+        return self.cx - half, self.cy - half, self.cx + half, self.cy + half
+
+    def to_image(self, points: np.ndarray) -> np.ndarray:
+        """(*, 2) crop pixels -> (*, 2) image pixels."""
+        check_shape(points, ("*", 2), "points")
+        m = self.inverse_affine()
+        return points @ m[:, :2].T + m[:, 2]
+
+    def to_crop(self, points: np.ndarray) -> np.ndarray:
+        """(*, 2) image pixels -> (*, 2) crop pixels."""
+        check_shape(points, ("*", 2), "points")
+        m = self.affine()
+        return points @ m[:, :2].T + m[:, 2]
+
 
 def _offset_like(points: Any, box: CropBox) -> Any:
     offset = [box.x0, box.y0]
@@ -110,7 +190,7 @@ def crop_to_image(points: Any, box: CropBox) -> Any:
 
 def cut_crop(
     image: np.ndarray,
-    box: CropBox,
+    box: CropBox | RotatedCrop,
     border_value: float = 0.0,
     interpolation: int = cv2.INTER_LINEAR,
     antialias: bool = True,
@@ -122,7 +202,7 @@ def cut_crop(
 
     Args:
         image: (H, W) or (H, W, C) image, any dtype OpenCV can warp.
-        box: the crop.
+        box: the crop (axis-aligned or rotated).
         border_value: fill for samples outside the image.
         interpolation: OpenCV interpolation flag (``cv2.INTER_LINEAR`` by default).
         antialias: when shrinking (``s < 1``), low-pass the image first with a Gaussian of
@@ -143,10 +223,11 @@ def cut_crop(
         sigma = (1.0 / box.scale - 1.0) / 2.0
         margin = math.ceil(3.0 * sigma) + 2
         h, w = image.shape[:2]
-        c0 = max(math.floor(box.x0) - margin, 0)
-        r0 = max(math.floor(box.y0) - margin, 0)
-        c1 = min(math.ceil(box.x0 + box.side) + margin, w)
-        r1 = min(math.ceil(box.y0 + box.side) + margin, h)
+        x_min, y_min, x_max, y_max = box.bounds()
+        c0 = max(math.floor(x_min) - margin, 0)
+        r0 = max(math.floor(y_min) - margin, 0)
+        c1 = min(math.ceil(x_max) + margin, w)
+        r1 = min(math.ceil(y_max) + margin, h)
         if c1 <= c0 or r1 <= r0:  # the box lies entirely outside the image
             shape = (box.out_size, box.out_size, *image.shape[2:])
             return np.full(shape, border_value, dtype=image.dtype)

@@ -48,14 +48,10 @@ from std_srvs.srv import Trigger
 from stereo_hand_mesh.errors import ConfigError, ShapeError, StereoHandMeshError
 from stereo_hand_mesh.geometry.camera import StereoRig
 from stereo_hand_mesh.geometry.rectify import RectificationMaps, rectification_maps, rectify
-from stereo_hand_mesh.hand import template_hand
-from stereo_hand_mesh.pipeline.estimator import (
-    HandEstimate,
-    HandMeshPipeline,
-    PipelineSettings,
-    joint_regressor_for,
-)
+from stereo_hand_mesh.pipeline.estimator import HandEstimate, HandMeshPipeline, PipelineSettings
+from stereo_hand_mesh.pipeline.factory import create_pipeline
 from stereo_hand_mesh.pipeline.locator import LocatorSettings
+from stereo_hand_mesh.pipeline.mesh_uv import MeshUVPipeline
 from stereo_hand_mesh.pipeline.overlay import draw_overlay
 from stereo_hand_mesh.ros.camera_info_conversion import camera_info_msg_to_fields
 from stereo_hand_mesh.ros.image_conversion import array_to_image_msg, image_msg_to_rgb8
@@ -70,7 +66,6 @@ from stereo_hand_mesh.ros.parameters import (
 from stereo_hand_mesh.ros.sync import SyncSettings, make_synchronizer
 from stereo_hand_mesh.ros.tf_broadcast import make_tf_broadcaster
 from stereo_hand_mesh.runtime.engine_path import confined_engine_path
-from stereo_hand_mesh.runtime.select import create_backend
 
 __all__ = ["NODE_NAME", "HandMeshNode", "check_frame_prefix", "main", "pipeline_settings_from"]
 
@@ -95,6 +90,11 @@ def pipeline_settings_from(p: dict[str, Any]) -> PipelineSettings:
     return PipelineSettings(
         handedness=p["handedness"],
         min_confidence=p["min_confidence"],
+        min_presence=p["min_presence"],
+        palm_min_score=p["palm_min_score"],
+        stereo_row_tolerance=p["stereo_row_tolerance"],
+        refine_cold_start=p["refine_cold_start"],
+        published_joints=p["published_joints"],
         min_hand_extent_m=p["min_hand_extent_m"],
         max_hand_extent_m=p["max_hand_extent_m"],
         confidence_sigma_m=p["confidence_sigma_m"],
@@ -126,7 +126,7 @@ class _PairMessages:
 
 @dataclass(frozen=True)
 class _Model:
-    pipeline: HandMeshPipeline
+    pipeline: HandMeshPipeline | MeshUVPipeline
     reason: str
     path: str
 
@@ -191,7 +191,6 @@ class HandMeshNode(Node):
         self._p = declare_parameters(self, HAND_MESH_PARAMETERS)
         check_frame_prefix(self._p["frame_prefix"])
         self._settings = pipeline_settings_from(self._p)  # replaced when a parameter changes
-        self._faces = template_hand().faces
         self._model = self._load_model(self._p)
         self._log = self.get_logger()
         self._log.info(f"backend {self._model.reason}; model {self._model.path}")
@@ -255,17 +254,20 @@ class HandMeshNode(Node):
         engine = confined_engine_path(
             p["engine_file_path"], p["engine_cache_dir"], p["model_file_path"]
         )
-        choice = create_backend(
+        choice = create_pipeline(
+            self._settings,
             p["backend"],
             p["model_file_path"] or None,
+            p["palm_model_file_path"] or None,
+            p["keypoint_variant"],
             engine,
+            engine.parent,
             enable_fp16=p["enable_fp16"],
             force_engine_update=p["force_engine_update"],
             intra_op_threads=p["intra_op_threads"],
         )
-        info = choice.backend.info
-        pipeline = HandMeshPipeline(choice.backend, joint_regressor_for(info), self._settings)
-        return _Model(pipeline, choice.reason, p["model_file_path"] or "(shipped default)")
+        path = p["model_file_path"] or f"(shipped: {choice.model})"
+        return _Model(choice.pipeline, choice.reason, path)
 
     async def _on_reload(self, _request: Any, response: Any) -> Any:
         # The model loads in a thread: the executor keeps delivering pairs meanwhile and the
@@ -478,15 +480,17 @@ class HandMeshNode(Node):
         with_mesh = with_markers and (rate <= 0 or now - self._last_mesh_marker_s >= 1.0 / rate)
         if with_mesh:
             self._last_mesh_marker_s = now
+        handedness = self._model.pipeline.settings.handedness
         out = build_outputs(
             est.joints,
             est.vertices,
             est.vertex_confidence,
-            self._faces,
+            self._model.pipeline.faces,
             header,
             self._p["frame_prefix"],
-            self._model.pipeline.settings.handedness,
+            handedness,
             with_mesh,
+            est.joint_rotations,
         )
         self._pub_joints.publish(out.joints)
         self._pub_vertices.publish(out.vertices)

@@ -4,11 +4,13 @@ Every builder takes the left image's header and copies its stamp and frame_id in
 output. Positions are metres in that (left optical) frame.
 
 * ``hand/joints``: geometry_msgs/PoseArray, the 21 joints in
-  :data:`~stereo_hand_mesh.hand.joints.JOINT_NAMES` order, identity orientations.
+  :data:`~stereo_hand_mesh.hand.joints.JOINT_NAMES` order, each with its joint frame's
+  orientation (identity where the estimate has none: the legacy mesh-uv models).
 * ``hand/vertices``: sensor_msgs/PointCloud2, one point per mesh vertex, fields ``x``, ``y``,
   ``z``, ``confidence`` (float32, little-endian, point_step 16, unorganized: height 1).
-* ``/tf``: one TransformStamped per joint (child ``<prefix><joint_name>``, identity
-  rotation: the joint frames are parallel to the camera's optical frame) and one palm frame
+* ``/tf``: one TransformStamped per joint (child ``<prefix><joint_name>``, rotated by the
+  fitted skeleton: x along the bone toward the fingertip, z toward the palmar side, y = z x x;
+  see :mod:`stereo_hand_mesh.pipeline.fit`) and one palm frame
   (child ``<prefix>palm``, origin at the palm centre, axes of
   :func:`~stereo_hand_mesh.hand.joints.palm_frame`).
 * ``hand/markers``: visualization_msgs/MarkerArray in namespaces ``mesh`` (TRIANGLE_LIST),
@@ -72,15 +74,26 @@ def quaternion_from_matrix(rotation: np.ndarray) -> tuple[float, float, float, f
     return float(arr[0]), float(arr[1]), float(arr[2]), float(arr[3])
 
 
-def pose_array_msg(joints: np.ndarray, header: Any) -> Any:
-    """geometry_msgs/PoseArray of (21, 3) joints (metres), identity orientations."""
+def _quaternions(rotations: np.ndarray | None, count: int) -> list[tuple[float, ...]]:
+    """(x, y, z, w) per rotation of (count, 3, 3), identities for None."""
+    if rotations is None:
+        return [(0.0, 0.0, 0.0, 1.0)] * count
+    return [quaternion_from_matrix(r) for r in np.asarray(rotations, np.float64)]
+
+
+def pose_array_msg(joints: np.ndarray, header: Any, rotations: np.ndarray | None = None) -> Any:
+    """geometry_msgs/PoseArray of (21, 3) joints (metres) with their (21, 3, 3) frames'
+    orientations (identities when None)."""
     from geometry_msgs.msg import Pose, PoseArray
 
     msg = PoseArray(header=header)
     poses = []
-    for x, y, z in np.asarray(joints, dtype=np.float64).tolist():
+    quats = _quaternions(rotations, len(joints))
+    for (x, y, z), q in zip(np.asarray(joints, dtype=np.float64).tolist(), quats, strict=True):
         pose = Pose()
         pose.position.x, pose.position.y, pose.position.z = x, y, z
+        o = pose.orientation
+        o.x, o.y, o.z, o.w = q
         poses.append(pose)
     msg.poses = poses
     return msg
@@ -114,6 +127,7 @@ def transforms_msgs(
     palm: tuple[np.ndarray, np.ndarray],
     header: Any,
     prefix: str,
+    rotations: np.ndarray | None = None,
 ) -> list[Any]:
     """TransformStamped list: every joint frame, then the palm frame.
 
@@ -122,20 +136,21 @@ def transforms_msgs(
         palm: (origin (3,), rotation (3, 3)) of the palm frame.
         header: the left image's header (stamp and parent frame).
         prefix: child frame prefix (``frame_prefix``).
+        rotations: (21, 3, 3) joint frames (columns: axes in ``header.frame_id``), or None
+            for identities.
     """
     from geometry_msgs.msg import TransformStamped
 
     names = joint_frame_names(prefix)
     out = []
     positions = [*np.asarray(joints, dtype=np.float64).tolist(), palm[0].tolist()]
-    rotations = [None] * len(JOINT_NAMES) + [quaternion_from_matrix(palm[1])]
-    for name, (x, y, z), q in zip(names, positions, rotations, strict=True):
+    quats = [*_quaternions(rotations, len(JOINT_NAMES)), quaternion_from_matrix(palm[1])]
+    for name, (x, y, z), q in zip(names, positions, quats, strict=True):
         t = TransformStamped(header=header, child_frame_id=name)
         t.transform.translation.x, t.transform.translation.y = x, y
         t.transform.translation.z = z
-        if q is not None:
-            r = t.transform.rotation
-            r.x, r.y, r.z, r.w = q
+        r = t.transform.rotation
+        r.x, r.y, r.z, r.w = q
         out.append(t)
     return out
 
@@ -213,6 +228,7 @@ def build_outputs(
     frame_prefix: str,
     handedness: str,
     with_mesh: bool,
+    joint_rotations: np.ndarray | None = None,
 ) -> OutputMessages:
     """Every output message of one estimate (the node publishes them; the latency benchmark
     times them).
@@ -220,12 +236,13 @@ def build_outputs(
     Args:
         joints: (21, 3) metres; vertices: (V, 3) metres; vertex_confidence: (V,) in [0, 1];
         faces: (F, 3) triangles; header: the left image's header; frame_prefix: TF child
-        prefix; handedness: of the palm frame; with_mesh: include the mesh marker.
+        prefix; handedness: of the palm frame; with_mesh: include the mesh marker;
+        joint_rotations: (21, 3, 3) joint frames or None (identities).
     """
     palm = palm_frame(joints, handedness)
     return OutputMessages(
-        joints=pose_array_msg(joints, header),
+        joints=pose_array_msg(joints, header, joint_rotations),
         vertices=point_cloud_msg(vertices, vertex_confidence, header),
-        transforms=transforms_msgs(joints, palm, header, frame_prefix),
+        transforms=transforms_msgs(joints, palm, header, frame_prefix, joint_rotations),
         markers=marker_array_msg(vertices if with_mesh else None, joints, faces, header),
     )

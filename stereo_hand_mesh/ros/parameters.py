@@ -189,7 +189,21 @@ HAND_MESH_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "model_file_path",
         "",
-        "model file: .onnx (onnxruntime, tensorrt) or .pt (torch); empty = the shipped default",
+        "hand landmark network (.onnx; .npz for torch), or a legacy mesh model (.onnx/.pt from "
+        "pretrain/adapt); empty = the shipped real-trained networks",
+        applies="reload",
+    ),
+    ParamSpec(
+        "palm_model_file_path",
+        "",
+        "palm detector (.onnx; .npz for torch); empty = the shipped one of keypoint_variant",
+        applies="reload",
+    ),
+    ParamSpec(
+        "keypoint_variant",
+        "auto",
+        "shipped networks: lite (CPU), full (GPU) or auto (full when a GPU runs them)",
+        choices=("auto", "lite", "full"),
         applies="reload",
     ),
     ParamSpec(
@@ -240,8 +254,45 @@ HAND_MESH_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "handedness",
         "right",
-        "hand to look for (left hands through mirroring)",
+        "hand to fit: right or left",
         choices=("right", "left"),
+        applies="live",
+    ),
+    ParamSpec(
+        "min_presence",
+        0.5,
+        "below this hand presence (keypoint network) in either view, no mesh",
+        0.0,
+        1.0,
+        applies="live",
+    ),
+    ParamSpec(
+        "palm_min_score",
+        0.5,
+        "palm detector score threshold at a cold start",
+        0.01,
+        0.99,
+        applies="live",
+    ),
+    ParamSpec(
+        "stereo_row_tolerance",
+        0.5,
+        "a right-view palm pairs with the left one within this many palm heights of rows",
+        0.01,
+        10.0,
+        applies="live",
+    ),
+    ParamSpec(
+        "refine_cold_start",
+        True,
+        "at a cold start, re-crop from the first keypoints and run the network again",
+        applies="live",
+    ),
+    ParamSpec(
+        "published_joints",
+        "fitted",
+        "joints published: fitted (the template hand's) or triangulated (keypoints, raw)",
+        choices=("fitted", "triangulated"),
         applies="live",
     ),
     ParamSpec(
@@ -271,7 +322,7 @@ HAND_MESH_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "confidence_sigma_m",
         0.02,
-        "left-right 3D distance scale of confidence, m",
+        "scale of a joint's triangulated-to-fitted distance in the confidence, m",
         1e-4,
         1.0,
         applies="live",
@@ -302,7 +353,7 @@ HAND_MESH_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "filter_beta", 20.0, "One Euro speed coefficient, 1/m", 0.0, 10000.0, applies="live"
     ),
-    ParamSpec("tracking", True, "start the locator from the previous estimate", applies="live"),
+    ParamSpec("tracking", True, "crop the next pair from this pair's keypoints", applies="live"),
     *(
         ParamSpec(s.name, s.default, s.description, s.low, s.high, applies="live")
         for s in _LOCATOR

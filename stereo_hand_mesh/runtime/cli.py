@@ -32,7 +32,20 @@ def add_runtime_parsers(sub: argparse._SubParsersAction) -> dict:
     i.add_argument(
         "--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto"
     )
-    i.add_argument("--model", type=Path, default=None, help=".onnx or .pt (default: shipped)")
+    i.add_argument(
+        "--model", type=Path, default=None,
+        help="landmark network (.onnx, .npz for torch) or a legacy mesh model (.onnx/.pt); "
+        "default: the shipped real-trained networks",
+    )  # fmt: skip
+    i.add_argument("--palm-model", type=Path, default=None, help="palm detector (.onnx/.npz)")
+    i.add_argument(
+        "--keypoint-variant", choices=("auto", "lite", "full"), default="auto",
+        help="shipped networks: lite (CPU default) or full (GPU default)",
+    )  # fmt: skip
+    i.add_argument(
+        "--joints", choices=("fitted", "triangulated"), default="fitted",
+        help="joints written: the fitted template's or the raw triangulated keypoints",
+    )  # fmt: skip
     i.add_argument("--engine", type=Path, default=None, help="TensorRT engine cache")
     i.add_argument("--roi", type=float, nargs=3, default=None, metavar=("X0", "Y0", "SIDE"))
     i.add_argument("--min-confidence", type=float, default=0.3)
@@ -48,6 +61,10 @@ def add_runtime_parsers(sub: argparse._SubParsersAction) -> dict:
     b.add_argument("--pairs", type=int, default=300, help="timed pairs per backend")
     b.add_argument("--warmup", type=int, default=20)
     b.add_argument("--threads", type=int, default=0, help="CPU threads (0: defaults)")
+    b.add_argument(
+        "--keypoint-variant", choices=("lite", "full"), default="lite",
+        help="shipped networks timed (lite: the CPU default)",
+    )  # fmt: skip
     b.add_argument("--model", type=Path, default=None, help=".onnx or .pt (default: shipped)")
     b.add_argument(
         "--system", action="store_true",
@@ -84,9 +101,10 @@ def run_bench(args: argparse.Namespace) -> int:
         args.backends,
         args.pairs,
         args.warmup,
-        distinct=min(20, args.pairs + args.warmup),  # a smoke run renders only what it uses
+        distinct=min(60, args.pairs + args.warmup),  # a smoke run renders only what it uses
         threads=args.threads,
         model=args.model,
+        variant=args.keypoint_variant,
     )
     write_results(payload, args.json)
     print(markdown_table(payload), end="")
@@ -137,15 +155,16 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_infer(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from stereo_hand_mesh.data.camera_info_yaml import read_camera_info_yaml
     from stereo_hand_mesh.data.image_io import read_image_rgb, write_image_png
     from stereo_hand_mesh.errors import CameraInfoError, ShapeError
     from stereo_hand_mesh.geometry.camera import StereoRig
     from stereo_hand_mesh.hand.joints import JOINT_NAMES
-    from stereo_hand_mesh.pipeline import HandMeshPipeline, PipelineSettings
-    from stereo_hand_mesh.pipeline.estimator import joint_regressor_for
+    from stereo_hand_mesh.pipeline import PipelineSettings
+    from stereo_hand_mesh.pipeline.factory import create_pipeline
     from stereo_hand_mesh.pipeline.overlay import draw_overlay
-    from stereo_hand_mesh.runtime.select import create_backend, default_model_files
 
     left, right = read_image_rgb(args.left), read_image_rgb(args.right)
     if left.shape != right.shape:
@@ -165,32 +184,47 @@ def run_infer(args: argparse.Namespace) -> int:
         rig = StereoRig.from_camera_info(*infos)
     except CameraInfoError as err:
         raise CameraInfoError(f"{args.left_info} and {args.right_info}: {err}") from None
-    choice = create_backend(args.backend, args.model, args.engine)
-    pipeline = HandMeshPipeline(
-        choice.backend,
-        joint_regressor_for(choice.backend.info),
-        PipelineSettings(
-            handedness=args.handedness, min_confidence=args.min_confidence, smoothing=False
-        ),
+    settings = PipelineSettings(
+        handedness=args.handedness,
+        min_confidence=args.min_confidence,
+        smoothing=False,
+        published_joints=args.joints,
     )
-    est = pipeline.process(left, right, rig, roi=tuple(args.roi) if args.roi else None)
-    model = args.model
-    if model is None:  # the shipped default, in the form the backend took
-        pt, onnx = default_model_files()
-        model = pt if choice.backend.name.startswith("torch") else onnx
+    choice = create_pipeline(
+        settings,
+        args.backend,
+        args.model,
+        args.palm_model,
+        args.keypoint_variant,
+        engine_file_path=args.engine,
+        engine_dir=args.engine.parent if args.engine else None,
+    )
+    est = choice.pipeline.process(left, right, rig, roi=tuple(args.roi) if args.roi else None)
+
+    def listed(value):
+        return None if value is None else np.asarray(value).tolist()
+
     result = {
         "found": est.found,
         "reason": est.reason,
         "confidence": est.confidence,
-        "backend": choice.backend.name,
+        "backend": choice.pipeline.backend.name,
         "backend_reason": choice.reason,
-        "model": str(model),
+        "model": str(args.model) if args.model else choice.model,
+        "model_kind": choice.kind,
         "handedness": args.handedness,
         "frame": "left optical frame, metres",
         "joint_names": list(JOINT_NAMES),
-        "joints": est.joints.tolist() if est.found else None,
-        "vertices": est.vertices.tolist() if est.found else None,
-        "vertex_confidence": est.vertex_confidence.tolist() if est.found else None,
+        "published_joints": args.joints,
+        "joints": listed(est.joints),
+        "joint_rotations": listed(est.joint_rotations),
+        "joint_confidence": listed(est.joint_confidence),
+        "triangulated_joints": listed(est.triangulated_joints),
+        "fitted_joints": listed(est.fitted_joints),
+        "keypoints_px": listed(est.keypoints),
+        "presence": listed(est.presence),
+        "vertices": listed(est.vertices),
+        "vertex_confidence": listed(est.vertex_confidence),
         "timings_ms": est.timings_ms,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from stereo_hand_mesh.errors import ConfigError, ModelFileError
 from stereo_hand_mesh.runtime.base import ModelInfo
 from stereo_hand_mesh.runtime.export import read_onnx_info
 
-__all__ = ["OnnxRuntimeBackend", "cuda_provider_available"]
+__all__ = ["OnnxRuntimeBackend", "cuda_provider_available", "session_options"]
 
 
 def cuda_provider_available() -> bool:
@@ -23,6 +23,31 @@ def cuda_provider_available() -> bool:
     import onnxruntime as ort
 
     return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def session_options(intra_op_threads: int = 0):
+    """The ONNX Runtime session options every model of the package runs with.
+
+    Args:
+        intra_op_threads: CPU threads for one inference (0: ONNX Runtime's default).
+
+    Raises:
+        ConfigError: a negative thread count.
+    """
+    import onnxruntime as ort
+
+    if intra_op_threads < 0:
+        raise ConfigError(f"intra_op_threads expected >= 0; got {intra_op_threads}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Worker threads sleep between inferences instead of spin-waiting: a node shares its
+    # cores with the camera driver and the rest of the robot (measured in the system
+    # benchmark: node CPU at 30 Hz with and without spinning, README).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
 
 
 class OnnxRuntimeBackend:
@@ -57,18 +82,9 @@ class OnnxRuntimeBackend:
             if use_cuda
             else ["CPUExecutionProvider"]
         )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Worker threads sleep between inferences instead of spin-waiting: a node shares its
-        # cores with the camera driver and the rest of the robot (measured in the system
-        # benchmark: node CPU at 30 Hz with and without spinning, README).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(
-                str(self.path), sess_options=options, providers=providers
+                str(self.path), sess_options=session_options(intra_op_threads), providers=providers
             )
         except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ModelFileError(f"ONNX model {self.path} could not be loaded: {err}") from None

@@ -34,6 +34,7 @@ from stereo_hand_mesh.runtime.export import read_onnx_info
 __all__ = [
     "EngineKey",
     "TensorRTBackend",
+    "TensorRTKeypointNet",
     "engine_key",
     "needs_rebuild",
     "onnx_sha256",
@@ -273,3 +274,133 @@ def _check(result, what: str):
     if int(err) != 0:
         raise ModelFileError(f"CUDA call {what} failed with error {err}")
     return values[0] if len(values) == 1 else (values or None)
+
+
+class TensorRTKeypointNet:
+    """One imported hand network (palm detector or landmark network) as a TensorRT engine.
+
+    The engine takes batches of 1 or 2 (one stereo pair's views) through an optimization
+    profile on the ``image`` input; outputs keep the ONNX file's names. Written against the
+    same TensorRT API as :class:`TensorRTBackend` and, like it, not run on the machines this
+    project is tested on (no TensorRT there): the verification command is in the README.
+
+    Args:
+        onnx_path: the imported ``.onnx`` file.
+        engine_path: where the engine is cached (with its key sidecar).
+        enable_fp16: build with FP16 kernels allowed.
+        force_engine_update: rebuild even when the cached engine's key matches.
+
+    Raises:
+        ModelFileError: TensorRT or cuda-python missing, the build fails, or the engine
+            cannot be written or loaded.
+    """
+
+    def __init__(
+        self,
+        onnx_path: str | os.PathLike[str],
+        engine_path: str | os.PathLike[str],
+        enable_fp16: bool = False,
+        force_engine_update: bool = False,
+    ) -> None:
+        if not tensorrt_available():
+            raise ModelFileError(
+                "backend 'tensorrt' expected the tensorrt and cuda-python packages; got none "
+                "(JetPack ships TensorRT; on a desktop GPU install tensorrt and cuda-python)"
+            )
+        import tensorrt as trt
+        from cuda import cudart
+
+        self._trt, self._cudart = trt, cudart
+        self.path = Path(onnx_path)
+        engine_file = Path(engine_path)
+        props = _check(cudart.cudaGetDeviceProperties(0), "cudaGetDeviceProperties")
+        gpu = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+        key = engine_key(self.path, trt.__version__, gpu, enable_fp16)
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        reason = needs_rebuild(engine_file, key, force_engine_update)
+        engine = None if reason else _deserialize(trt, self._logger, engine_file.read_bytes())
+        if reason is None and engine is None:
+            reason = f"the engine at {engine_file} did not deserialize (other TensorRT/GPU?)"
+        if reason is not None:
+            _LOG.warning("building TensorRT engine %s: %s", engine_file, reason)
+            blob = self._build(enable_fp16)
+            save_engine(engine_file, blob, key)
+            engine = _deserialize(trt, self._logger, blob)
+            if engine is None:
+                raise ModelFileError(f"TensorRT engine built from {self.path} does not load")
+        self._engine = engine
+        self._context = engine.create_execution_context()
+        self.input_size = int(engine.get_tensor_shape("image")[-1])
+        self.name = "tensorrt-fp16" if enable_fp16 else "tensorrt-fp32"
+        self._stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
+        self._names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        self._context.set_input_shape("image", (2, 3, self.input_size, self.input_size))
+        self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
+        for name in self._names:  # sized for the largest batch (2)
+            nbytes = 4 * int(np.prod(self._context.get_tensor_shape(name)))
+            ptr = _check(cudart.cudaMalloc(nbytes), "cudaMalloc")
+            self._context.set_tensor_address(name, ptr)
+            self._buffers[name] = (ptr, nbytes)
+
+    def _build(self, fp16: bool) -> bytes:
+        trt = self._trt
+        builder = trt.Builder(self._logger)
+        flags = 0
+        if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):
+            flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, self._logger)
+        if not parser.parse(self.path.read_bytes()):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise ModelFileError(f"TensorRT could not parse {self.path}: {errors}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 1 << 30)
+        side = int(network.get_input(0).shape[-1])
+        profile = builder.create_optimization_profile()
+        profile.set_shape("image", (1, 3, side, side), (2, 3, side, side), (2, 3, side, side))
+        config.add_optimization_profile(profile)
+        if fp16:
+            config.set_flag(trt.BuilderFlag.FP16)
+        blob = builder.build_serialized_network(network, config)
+        if blob is None:
+            raise ModelFileError(f"TensorRT engine build from {self.path} failed (see the log)")
+        return bytes(blob)
+
+    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """(N, 3, S, S) float32 RGB in [0, 1], N <= 2 -> the named outputs."""
+        cudart = self._cudart
+        s = self.input_size
+        if images.ndim != 4 or images.shape[1:] != (3, s, s) or not 1 <= images.shape[0] <= 2:
+            raise ModelFileError(
+                f"{self.path.name} engine expected images (1 or 2, 3, {s}, {s}); got "
+                f"{images.shape}"
+            )
+        x = np.ascontiguousarray(images, dtype=np.float32)
+        h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        self._context.set_input_shape("image", x.shape)
+        ptr, _ = self._buffers["image"]
+        _check(cudart.cudaMemcpyAsync(ptr, x.ctypes.data, x.nbytes, h2d, self._stream), "copy")
+        if not self._context.execute_async_v3(self._stream):
+            raise ModelFileError("TensorRT execution failed")
+        outs = {}
+        for name in self._names:
+            if name == "image":
+                continue
+            host = np.empty(tuple(self._context.get_tensor_shape(name)), np.float32)
+            p, _ = self._buffers[name]
+            _check(
+                cudart.cudaMemcpyAsync(host.ctypes.data, p, host.nbytes, d2h, self._stream),
+                "copy",
+            )
+            outs[name] = host
+        _check(cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
+        return outs
+
+
+def _deserialize(trt, logger, blob: bytes):
+    """An engine from its bytes, or None when this TensorRT cannot load it."""
+    try:
+        return trt.Runtime(logger).deserialize_cuda_engine(blob)
+    except Exception:
+        return None

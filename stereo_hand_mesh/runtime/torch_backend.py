@@ -36,7 +36,8 @@ class TorchBackend:
     ) -> None:
         import torch
 
-        from stereo_hand_mesh.train.common import NetworkPass, load_model, resolve_device
+        from stereo_hand_mesh.model.device import resolve_device
+        from stereo_hand_mesh.train.common import NetworkPass, load_model
 
         self._torch = torch
         self.device = resolve_device(device)

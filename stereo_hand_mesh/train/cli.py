@@ -79,7 +79,23 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> dict:
         "--model",
         type=Path,
         default=None,
-        help="checkpoint (default: shipped); for a real folder an .onnx or .pt model",
+        help="checkpoint (default: shipped); for a real folder the landmark network "
+        "(.onnx, .npz for torch) or a legacy mesh model (.onnx/.pt)",
+    )
+    e.add_argument(
+        "--palm-model", type=Path, default=None, help="(real folder) palm detector (.onnx/.npz)"
+    )
+    e.add_argument(
+        "--keypoint-variant",
+        choices=("auto", "lite", "full"),
+        default="auto",
+        help="(real folder) shipped networks: lite (CPU default) or full (GPU default)",
+    )
+    e.add_argument(
+        "--joints",
+        choices=("fitted", "triangulated"),
+        default="fitted",
+        help="(real folder) joints scored: the fitted template's or the triangulated keypoints",
     )
     e.add_argument(
         "--backend",
@@ -232,24 +248,28 @@ def build_product_pipeline(args: argparse.Namespace) -> tuple[object, dict[str, 
         (pipeline with ``reset()`` and ``process(left, right, rig, stamp_s)``, description:
         ``backend``, ``backend_reason``, ``model``).
     """
-    from stereo_hand_mesh.pipeline import HandMeshPipeline, PipelineSettings
-    from stereo_hand_mesh.pipeline.estimator import joint_regressor_for
-    from stereo_hand_mesh.runtime.select import create_backend, default_model_files
+    from stereo_hand_mesh.pipeline import PipelineSettings
+    from stereo_hand_mesh.pipeline.factory import create_pipeline
 
-    choice = create_backend(args.backend, args.model, intra_op_threads=args.threads)
-    pipeline = HandMeshPipeline(
-        choice.backend,
-        joint_regressor_for(choice.backend.info),
-        PipelineSettings(handedness=args.handedness),
+    settings = PipelineSettings(
+        handedness=args.handedness,
+        published_joints=getattr(args, "joints", "fitted"),
+        smoothing=not getattr(args, "static", False),
     )
-    model = args.model
-    if model is None:  # the shipped default, in the form the backend took
-        pt, onnx = default_model_files()
-        model = pt if choice.backend.name.startswith("torch") else onnx
-    return pipeline, {
-        "backend": choice.backend.name,
+    choice = create_pipeline(
+        settings,
+        args.backend,
+        args.model,
+        getattr(args, "palm_model", None),
+        getattr(args, "keypoint_variant", "auto"),
+        intra_op_threads=args.threads,
+    )
+    return choice.pipeline, {
+        "backend": choice.pipeline.backend.name,
         "backend_reason": choice.reason,
-        "model": str(model),
+        "model": str(args.model) if args.model else choice.model,
+        "model_kind": choice.kind,
+        "published_joints": settings.published_joints,
     }
 
 

@@ -31,6 +31,7 @@ from stereo_hand_mesh.model.checkpoint import (
     load_checkpoint,
     model_from_checkpoint,
 )
+from stereo_hand_mesh.model.device import resolve_device
 from stereo_hand_mesh.model.network import MeshNet
 from stereo_hand_mesh.train.crops import CropSet
 
@@ -131,20 +132,6 @@ def default_model_path() -> Path:
     if here.is_file():
         return here
     return Path(sys.prefix) / "share" / "stereo_hand_mesh" / "models" / "default.pt"
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` -> a usable device.
-
-    Raises:
-        ConfigError: a CUDA device is asked for and none is available.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device expected an available device; got {name} (no CUDA here)")
-    return device
 
 
 def load_model(

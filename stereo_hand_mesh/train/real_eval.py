@@ -107,6 +107,11 @@ def _frames_to_play(
     return played, set(scored)
 
 
+#: Further joint sets an estimate may carry, scored beside the published joints on the same
+#: frames (the keypoint pipeline's raw triangulation and template fit).
+ALTERNATIVE_JOINTS = ("triangulated_joints", "fitted_joints")
+
+
 def _checked_joints(est: PairEstimate, frame: int) -> np.ndarray:
     joints = est.joints
     if joints is None:
@@ -222,6 +227,8 @@ def evaluate_real(
           and ``auc_20_50``;
         - ``latency_ms``: ``median``, ``p95``, ``mean`` of the wall time of ``process`` per
           scored pair (None when nothing was scored); ``stage_ms_median``: stage -> median;
+        - ``alternative_joints``: for each of :data:`ALTERNATIVE_JOINTS` the estimates carry,
+          the error figures of those joints on the same found frames;
         - ``per_frame``: for each scored frame ``frame``, ``found``, ``reason``,
           ``error_mm`` (None when not found or unlabelled) and ``latency_ms``.
 
@@ -252,6 +259,8 @@ def evaluate_real(
     stages: dict[str, list[float]] = {}
     preds: list[np.ndarray] = []
     gts: list[np.ndarray] = []
+    alt_preds: dict[str, list[np.ndarray]] = {name: [] for name in ALTERNATIVE_JOINTS}
+    alt_gts: dict[str, list[np.ndarray]] = {name: [] for name in ALTERNATIVE_JOINTS}
     records: list[dict[str, Any]] = []
     for frame in frames_iter:
         if not tracking or previous is None or frame != previous + 1:
@@ -274,6 +283,11 @@ def evaluate_real(
             if gt is not None:
                 preds.append(joints)
                 gts.append(gt)
+                for name in ALTERNATIVE_JOINTS:
+                    alt = getattr(est, name, None)
+                    if alt is not None and np.isfinite(alt).all():
+                        alt_preds[name].append(np.asarray(alt, dtype=np.float64))
+                        alt_gts[name].append(gt)
                 known = np.isfinite(gt).all(axis=1)
                 if known.any():
                     diff = joints[known] - gt[known]
@@ -305,6 +319,16 @@ def evaluate_real(
         "not_found_reasons": dict(reasons.most_common()),
     }
     result |= _error_metrics(preds, gts, thresholds)
+    result["alternative_joints"] = {
+        name: {
+            k: v
+            for k, v in _error_metrics(alt_preds[name], alt_gts[name], thresholds).items()
+            if k in ("frames_with_error", "mean_joint_error_mm", "median_joint_error_mm",
+                     "root_relative_error_mm", "per_joint_mm")
+        }
+        for name in ALTERNATIVE_JOINTS
+        if alt_preds[name]
+    }  # fmt: skip
     result["latency_ms"] = {
         "median": statistics.median(latencies) if latencies else None,
         "p95": percentile(latencies, 0.95) if latencies else None,
