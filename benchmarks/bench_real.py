@@ -154,7 +154,9 @@ def main() -> int:
     )
     parser.add_argument("--palm-model", type=Path, default=None, help="palm detector")
     parser.add_argument("--keypoint-variant", choices=("auto", "lite", "full"), default="auto")
-    parser.add_argument("--joints", choices=("fitted", "triangulated"), default="fitted")
+    parser.add_argument(
+        "--joints", choices=("blended", "fitted", "triangulated"), default="blended"
+    )
     parser.add_argument("--handedness", choices=("right", "left"), default="right")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: its)")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the recording")

@@ -95,6 +95,7 @@ def pipeline_settings_from(p: dict[str, Any]) -> PipelineSettings:
         stereo_row_tolerance=p["stereo_row_tolerance"],
         refine_cold_start=p["refine_cold_start"],
         published_joints=p["published_joints"],
+        blend_residual_px=p["blend_residual_px"],
         min_hand_extent_m=p["min_hand_extent_m"],
         max_hand_extent_m=p["max_hand_extent_m"],
         confidence_sigma_m=p["confidence_sigma_m"],

@@ -290,9 +290,18 @@ HAND_MESH_PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "published_joints",
-        "fitted",
-        "joints published: fitted (the template hand's) or triangulated (keypoints, raw)",
-        choices=("fitted", "triangulated"),
+        "blended",
+        "joints published: blended (fitted where the template explains the keypoints, else "
+        "triangulated), fitted (the template hand's) or triangulated (keypoints, raw)",
+        choices=("blended", "fitted", "triangulated"),
+        applies="live",
+    ),
+    ParamSpec(
+        "blend_residual_px",
+        8.0,
+        "blended: a fitted joint is published when its reprojection residual is below this, px",
+        0.1,
+        1000.0,
         applies="live",
     ),
     ParamSpec(

@@ -43,7 +43,7 @@ def add_runtime_parsers(sub: argparse._SubParsersAction) -> dict:
         help="shipped networks: lite (CPU default) or full (GPU default)",
     )  # fmt: skip
     i.add_argument(
-        "--joints", choices=("fitted", "triangulated"), default="fitted",
+        "--joints", choices=("blended", "fitted", "triangulated"), default="blended",
         help="joints written: the fitted template's or the raw triangulated keypoints",
     )  # fmt: skip
     i.add_argument("--engine", type=Path, default=None, help="TensorRT engine cache")

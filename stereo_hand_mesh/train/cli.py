@@ -93,8 +93,8 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> dict:
     )
     e.add_argument(
         "--joints",
-        choices=("fitted", "triangulated"),
-        default="fitted",
+        choices=("blended", "fitted", "triangulated"),
+        default="blended",
         help="(real folder) joints scored: the fitted template's or the triangulated keypoints",
     )
     e.add_argument(
@@ -253,7 +253,7 @@ def build_product_pipeline(args: argparse.Namespace) -> tuple[object, dict[str, 
 
     settings = PipelineSettings(
         handedness=args.handedness,
-        published_joints=getattr(args, "joints", "fitted"),
+        published_joints=getattr(args, "joints", "blended"),
         smoothing=not getattr(args, "static", False),
     )
     choice = create_pipeline(
