@@ -43,6 +43,7 @@ from scipy.spatial.transform import Rotation
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_description, percentile
 
+from stereo_hand_mesh.hand.chain import template_chain
 from stereo_hand_mesh.hand.model import template_hand
 from stereo_hand_mesh.hand.poses import sample_pose
 from stereo_hand_mesh.hand.shape import sample_shape_vectors
@@ -206,7 +207,7 @@ def bench_kinematics(repeats: int = 300) -> dict[str, float]:
         for _ in range(repeats):
             forward_kinematics(rest, pose, model.joint_frames, rot, trans)
         out[f"forward_kinematics_batch{batch}_ms"] = (time.perf_counter() - t0) / repeats * 1e3
-    chain = fit_module._template_chain()
+    chain = template_chain()
     pose, shape = sample_pose(rng, 1)[0], np.ones(9)
     rot, trans = np.eye(3), np.array([0.0, 0.0, 0.6])
     t0 = time.perf_counter()

@@ -16,6 +16,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from stereo_hand_mesh.errors import ConfigError, FitError, ShapeError, StereoHandMeshError
+from stereo_hand_mesh.hand.chain import template_chain
 from stereo_hand_mesh.hand.joints import JOINT_NAMES, JOINT_PARENTS, palm_frame
 from stereo_hand_mesh.hand.model import mirror_joints_to_left, template_hand
 from stereo_hand_mesh.hand.poses import sample_pose
@@ -23,6 +24,7 @@ from stereo_hand_mesh.hand.shape import SHAPE_LIMITS, sample_shape_vectors
 from stereo_hand_mesh.hand.skeleton import (
     BONE_JOINTS,
     POSE_LIMITS,
+    POSE_PARAM_NAMES,
     forward_kinematics,
 )
 from stereo_hand_mesh.pipeline import fit as fit_module
@@ -129,7 +131,7 @@ def test_lean_kinematics_match_forward_kinematics() -> None:
     """The fit's FK equals the skeleton module's for random (also extreme) poses and shapes."""
     rng = np.random.default_rng(0)
     model = template_hand()
-    chain = fit_module._template_chain()
+    chain = template_chain()
     poses = sample_pose(rng, 8, uniform=True)
     shapes = sample_shape_vectors(rng, 8, spread=3.0)
     rots = Rotation.random(8, random_state=1).as_rotvec()
@@ -145,7 +147,7 @@ def test_lean_kinematics_match_forward_kinematics() -> None:
 
 def test_joint_jacobian_matches_central_differences() -> None:
     rng = np.random.default_rng(1)
-    chain = fit_module._template_chain()
+    chain = template_chain()
     pose = sample_pose(rng, 1, uniform=True)[0]
     shape = sample_shape_vectors(rng, 1)[0]
     rot = Rotation.random(random_state=2).as_matrix()
@@ -401,7 +403,7 @@ def test_left_hand_is_recovered_as_a_mirrored_right_hand() -> None:
         assert left.handedness == "left"
         assert mean_error_mm(left.joints, scene.joints) < 1.0
         # The parameters are the mirrored right hand's: its pose and its wrist.
-        flex = [i for i, n in enumerate(fit_module.POSE_PARAM_NAMES) if n.endswith("flex")]
+        flex = [i for i, n in enumerate(POSE_PARAM_NAMES) if n.endswith("flex")]
         assert np.abs(left.pose[flex] - scene.pose[flex]).mean() < 0.05
         np.testing.assert_allclose(left.trans, scene.trans, atol=2e-3)
         np.testing.assert_allclose(left.joints[0], left.trans * [-1.0, 1.0, 1.0], atol=1e-12)

@@ -16,6 +16,7 @@ Examples:
     ((1, 1130, 3), (1, 21, 3))
 """
 
+from stereo_hand_mesh.hand.chain import KinematicChain, kinematic_chain, template_chain
 from stereo_hand_mesh.hand.intersect import self_intersecting_pairs, self_intersection_mask
 from stereo_hand_mesh.hand.joints import (
     FINGERS,
@@ -91,6 +92,7 @@ __all__ = [
     "HandModelLike",
     "HandOutput",
     "HandShape",
+    "KinematicChain",
     "ManoHandModel",
     "build_hand_model",
     "clip_pose",
@@ -98,6 +100,7 @@ __all__ = [
     "edge_face_counts",
     "gesture_pose",
     "joints_ours_from_stb",
+    "kinematic_chain",
     "load_mano",
     "mesh_edges",
     "mirror_joints_to_left",
@@ -112,6 +115,7 @@ __all__ = [
     "self_intersection_mask",
     "signed_volume",
     "stb_from_ours",
+    "template_chain",
     "template_hand",
     "topology_hash",
     "vertex_normals",

@@ -14,8 +14,9 @@ tip keypoint). They match the regressed joints of
 the joint frames. The solver poses the skeleton with its own lean forward kinematics whose
 conventions (rest frames, parameter axes and signs, composition order flex -> abd -> twist,
 limits) are read from :mod:`stereo_hand_mesh.hand.skeleton` once
-(:func:`_chain_constants`, checked against ``forward_kinematics`` in the tests); the
-vertices are skinned once, at the end, with the model's own shape blend shapes and
+(:func:`~stereo_hand_mesh.hand.chain.kinematic_chain`, shared with the torch twin
+:mod:`stereo_hand_mesh.model.hand_fit_torch`; checked against ``forward_kinematics`` in the
+tests); the vertices are skinned once, at the end, with the model's own shape blend shapes and
 ``linear_blend_skinning``.
 
 Cost (all terms in pixel-equivalents, minimized by Levenberg-Marquardt with an analytic
@@ -80,7 +81,6 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import math
 import numbers
@@ -91,6 +91,7 @@ from scipy.spatial.transform import Rotation
 
 from stereo_hand_mesh._check import check_finite, check_shape
 from stereo_hand_mesh.errors import ConfigError, FitError, ShapeError
+from stereo_hand_mesh.hand.chain import KinematicChain, cross_product_matrices, template_chain
 from stereo_hand_mesh.hand.joints import JOINT_NAMES, JOINT_PARENTS, NUM_JOINTS
 from stereo_hand_mesh.hand.model import HandModel, template_hand
 from stereo_hand_mesh.hand.poses import GESTURES
@@ -101,8 +102,6 @@ from stereo_hand_mesh.hand.skeleton import (
     NUM_BONES,
     NUM_POSE_PARAMS,
     POSE_LIMITS,
-    POSE_PARAM_NAMES,
-    local_rotations,
 )
 from stereo_hand_mesh.hand.skinning import linear_blend_skinning
 
@@ -271,124 +270,7 @@ class HandFit:
 
 
 # --------------------------------------------------------------------------------------------
-# Kinematic constants (read from the skeleton module once).
-
-
-@dataclass(frozen=True)
-class _Chain:
-    """Constants of the template's kinematic chain in the solver's layout.
-
-    Bones are the skeleton's skinning parts (``BONE_JOINTS``); every bone has three rotation
-    slots applied in the skeleton's order (flex, abd, twist), each bound to a pose parameter
-    or empty (-1). Segment ``j`` (j >= 1) is the bone vector from ``JOINT_PARENTS[j]`` to j.
-    """
-
-    rest_joints: np.ndarray  # (21, 3) default rest skeleton, metres, hand frame
-    joint_shape_dirs: np.ndarray  # (S - 1, 21, 3) metres per unit shape factor
-    frames: np.ndarray  # (NUM_BONES, 3, 3) rest frames, columns (e_flex, e_bone, e_palm)
-    slot_param: np.ndarray  # (NUM_BONES, 3) int pose index per slot, -1 if empty
-    slot_axis: np.ndarray  # (NUM_BONES, 3, 3) signed unit rest axis of each slot
-    slot_skew: np.ndarray  # (NUM_BONES, 3, 3, 3) cross-product matrix of each slot's axis
-    slot_skew2: np.ndarray  # (NUM_BONES, 3, 3, 3) its square
-    levels: tuple[np.ndarray, ...]  # bones grouped by depth below the palm
-    param_bone: np.ndarray  # (P,) bone of each pose parameter
-    param_slot: np.ndarray  # (P,) slot of each pose parameter
-    param_pivot: np.ndarray  # (P,) joint it rotates about
-    param_descendants: np.ndarray  # (P, 21) float: joint moves with the parameter
-    segment_bone: np.ndarray  # (21,) bone whose rotation carries segment j (0 for j = 0)
-    path: np.ndarray  # (21, 21) float: segment i lies on the chain from the wrist to j
-    segment_shape_dirs: np.ndarray  # (21, 3, S - 1) shape directions of the segments
-    frame_bone: np.ndarray  # (21,) bone whose rotation orients joint j's frame
-    frame_child: np.ndarray  # (21,) joint that x points to (from frame_bone's joint)
-
-
-def _chain_constants(model: HandModel) -> _Chain:
-    """Read the kinematic conventions of ``model`` into the solver's layout.
-
-    The bone and signed rest axis of every pose parameter are measured on
-    :func:`~stereo_hand_mesh.hand.skeleton.local_rotations` itself (one parameter at a time),
-    so the solver uses the skeleton's axes and signs, not a copy of them.
-    """
-    frames = model.joint_frames
-    angle = 0.5
-    probe = local_rotations(angle * np.eye(NUM_POSE_PARAMS), frames)  # (P, K, 3, 3)
-    slot_param = -np.ones((NUM_BONES, 3), dtype=np.int64)
-    slot_axis = np.zeros((NUM_BONES, 3, 3))
-    slot_axis[:, :, 0] = 1.0
-    param_bone = np.empty(NUM_POSE_PARAMS, dtype=np.int64)
-    param_slot = np.empty(NUM_POSE_PARAMS, dtype=np.int64)
-    for p, name in enumerate(POSE_PARAM_NAMES):
-        moved = np.abs(probe[p] - np.eye(3)).sum(axis=(1, 2))
-        b = int(np.argmax(moved))
-        if np.count_nonzero(moved > 1e-12) != 1:
-            raise ConfigError(
-                f"pose parameter {name} expected to rotate one bone of the skeleton; got "
-                f"{np.count_nonzero(moved > 1e-12)}"
-            )
-        rot = probe[p, b]
-        axis = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]])
-        slot = ("flex", "abd", "twist").index(name.rsplit("_", 1)[1])
-        slot_param[b, slot] = p
-        slot_axis[b, slot] = axis / (2.0 * math.sin(angle))
-        param_bone[p], param_slot[p] = b, slot
-    bone_of_joint = {j: b for b, j in enumerate(BONE_JOINTS)}
-    depth = np.zeros(NUM_BONES, dtype=np.int64)
-    for b in range(1, NUM_BONES):
-        depth[b] = depth[BONE_PARENTS[b]] + 1
-    levels = tuple(np.nonzero(depth == d)[0] for d in range(1, int(depth.max()) + 1))
-    ancestors = [set() for _ in range(NUM_JOINTS)]
-    for j in range(1, NUM_JOINTS):
-        ancestors[j] = {JOINT_PARENTS[j], *ancestors[JOINT_PARENTS[j]]}
-    pivot = np.array([BONE_JOINTS[b] for b in param_bone])
-    descendants = np.array([[float(c in ancestors[j]) for j in range(NUM_JOINTS)] for c in pivot])
-    segment_bone = np.zeros(NUM_JOINTS, dtype=np.int64)
-    path = np.zeros((NUM_JOINTS, NUM_JOINTS))
-    for j in range(1, NUM_JOINTS):
-        segment_bone[j] = bone_of_joint[JOINT_PARENTS[j]]
-        for i in (j, *ancestors[j]):
-            if i != 0:
-                path[j, i] = 1.0
-    parents = np.array([max(p, 0) for p in JOINT_PARENTS])
-    dirs = model.joint_shape_dirs
-    frame_bone = np.array(
-        [bone_of_joint.get(j, bone_of_joint.get(JOINT_PARENTS[j], 0)) for j in range(NUM_JOINTS)]
-    )
-    frame_child = np.array(
-        [JOINT_NAMES.index("middle_mcp") if b == 0 else BONE_JOINTS[b] + 1 for b in frame_bone]
-    )
-    skew = _skew(slot_axis)
-    chain = _Chain(
-        rest_joints=np.asarray(model.rest_joints),
-        joint_shape_dirs=np.asarray(dirs),
-        frames=np.asarray(frames),
-        slot_param=slot_param,
-        slot_axis=slot_axis,
-        slot_skew=skew,
-        slot_skew2=skew @ skew,
-        levels=levels,
-        param_bone=param_bone,
-        param_slot=param_slot,
-        param_pivot=pivot,
-        param_descendants=descendants,
-        segment_bone=segment_bone,
-        path=path,
-        segment_shape_dirs=np.ascontiguousarray((dirs - dirs[:, parents]).transpose(1, 2, 0)),
-        frame_bone=frame_bone,
-        frame_child=frame_child,
-    )
-    for value in vars(chain).values():
-        if isinstance(value, np.ndarray):
-            value.setflags(write=False)
-    return chain
-
-
-def _skew(v: np.ndarray) -> np.ndarray:
-    """(*, 3, 3) cross-product matrices of (*, 3) vectors."""
-    out = np.zeros((*v.shape, 3))
-    out[..., 0, 1], out[..., 0, 2] = -v[..., 2], v[..., 1]
-    out[..., 1, 0], out[..., 1, 2] = v[..., 2], -v[..., 0]
-    out[..., 2, 0], out[..., 2, 1] = -v[..., 1], v[..., 0]
-    return out
+# Lean kinematics (constants from hand.chain).
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -403,13 +285,8 @@ def _rotation(rotvec: np.ndarray) -> np.ndarray:
     angle = float(np.linalg.norm(rotvec))
     if angle < 1e-12:
         return np.eye(3)
-    k = _skew(rotvec / angle)
+    k = cross_product_matrices(rotvec / angle)
     return np.eye(3) + math.sin(angle) * k + (1.0 - math.cos(angle)) * (k @ k)
-
-
-@functools.lru_cache(maxsize=1)
-def _template_chain() -> _Chain:
-    return _chain_constants(template_hand())
 
 
 @dataclass
@@ -422,13 +299,15 @@ class _Posed:
     rest_joints: np.ndarray  # (21, 3) shaped rest skeleton, metres, hand frame
 
 
-def _shaped_rest_joints(chain: _Chain, shape: np.ndarray) -> np.ndarray:
+def _shaped_rest_joints(chain: KinematicChain, shape: np.ndarray) -> np.ndarray:
     """(21, 3) rest skeleton for a (S,) shape vector, as ``HandModel.shaped_rest`` builds it."""
     offsets = (shape[1:] - 1.0) @ chain.joint_shape_dirs.reshape(NUM_SHAPE_PARAMS - 1, -1)
     return shape[0] * (chain.rest_joints + offsets.reshape(NUM_JOINTS, 3))
 
 
-def _slot_rotations(chain: _Chain, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _slot_rotations(
+    chain: KinematicChain, pose: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Local rotations of every bone from a (P,) pose (radians).
 
     Returns:
@@ -445,7 +324,7 @@ def _slot_rotations(chain: _Chain, pose: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _pose_skeleton(
-    chain: _Chain, pose: np.ndarray, shape: np.ndarray, rot: np.ndarray, trans: np.ndarray
+    chain: KinematicChain, pose: np.ndarray, shape: np.ndarray, rot: np.ndarray, trans: np.ndarray
 ) -> _Posed:
     """Lean forward kinematics of one hand (same result as ``forward_kinematics``).
 
@@ -473,7 +352,7 @@ def _pose_skeleton(
 
 
 def _joint_jacobian(
-    chain: _Chain, posed: _Posed, shape: np.ndarray, trans: np.ndarray
+    chain: KinematicChain, posed: _Posed, shape: np.ndarray, trans: np.ndarray
 ) -> np.ndarray:
     """(N, 21, 3) derivatives of the posed joints (metres) w.r.t. the N fit parameters.
 
@@ -579,7 +458,7 @@ def _world_residual(
 
 
 def _evaluate(
-    problem: _Problem, state: _State, chain: _Chain, scale: float, want_jacobian: bool
+    problem: _Problem, state: _State, chain: KinematicChain, scale: float, want_jacobian: bool
 ) -> tuple[float, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Cost of ``state`` and, on request, the IRLS-weighted normal equations.
 
@@ -695,7 +574,7 @@ def _bounded_step(lhs: np.ndarray, grad: np.ndarray, state: _State) -> np.ndarra
 
 
 def _levenberg_marquardt(
-    problem: _Problem, state: _State, chain: _Chain, max_iterations: int, tolerance: float
+    problem: _Problem, state: _State, chain: KinematicChain, max_iterations: int, tolerance: float
 ) -> tuple[_State, int]:
     """Robust (IRLS) Levenberg-Marquardt from ``state``; returns the result and iterations."""
     s = problem.settings
@@ -805,7 +684,7 @@ def _umeyama(src: np.ndarray, dst: np.ndarray, mask: np.ndarray) -> tuple[np.nda
 
 
 def _align_palm(
-    problem: _Problem, chain: _Chain, points: np.ndarray, valid: np.ndarray
+    problem: _Problem, chain: KinematicChain, points: np.ndarray, valid: np.ndarray
 ) -> list[tuple[float, np.ndarray, np.ndarray, np.ndarray]]:
     """Align the template's palm to the triangulated palm keypoints (module docstring).
 
@@ -853,7 +732,7 @@ def _align_palm(
 
 
 def _swing_pose(
-    chain: _Chain, hand_points: np.ndarray, valid: np.ndarray, pose: np.ndarray
+    chain: KinematicChain, hand_points: np.ndarray, valid: np.ndarray, pose: np.ndarray
 ) -> np.ndarray:
     """Flexion and abduction of every bone from its triangulated direction.
 
@@ -900,7 +779,9 @@ def _swing_pose(
     return pose
 
 
-def _cold_start(problem: _Problem, chain: _Chain, points: np.ndarray, valid: np.ndarray) -> _State:
+def _cold_start(
+    problem: _Problem, chain: KinematicChain, points: np.ndarray, valid: np.ndarray
+) -> _State:
     """The best of the palm alignments' starts, posed by :func:`_swing_pose` (module doc)."""
     observed = points * _MIRROR if problem.mirror else points
     palm = _PALM_JOINTS
@@ -931,7 +812,7 @@ def _cold_start(problem: _Problem, chain: _Chain, points: np.ndarray, valid: np.
 # Outputs.
 
 
-def _joint_rotations(chain: _Chain, posed: _Posed, mirror: bool) -> np.ndarray:
+def _joint_rotations(chain: KinematicChain, posed: _Posed, mirror: bool) -> np.ndarray:
     """(21, 3, 3) joint frames (see :class:`HandFit`) in the observed (left optical) frame."""
     rot = posed.bone_rotations[chain.frame_bone] @ chain.frames[chain.frame_bone]
     out = rot @ _FRAME_TO_JOINT
@@ -948,7 +829,9 @@ def _joint_rotations(chain: _Chain, posed: _Posed, mirror: bool) -> np.ndarray:
     return out
 
 
-def _skin_vertices(model: HandModel, chain: _Chain, state: _State, posed: _Posed) -> np.ndarray:
+def _skin_vertices(
+    model: HandModel, chain: KinematicChain, state: _State, posed: _Posed
+) -> np.ndarray:
     """(V, 3) skinned vertices (hand not mirrored), from the model's blend shapes and weights."""
     rest_vertices, _ = model.shaped_rest(state.shape[None], 1)
     centres = posed.rest_joints[list(BONE_JOINTS)]
@@ -1133,7 +1016,7 @@ def fit_hand(
     )
     warm = None if init is None else _warm_state(init, handedness)
     w = problem.weights
-    chain = _template_chain()
+    chain = template_chain()
     points, valid, disparity = _triangulate(problem)
     both = (w[0] > 0) & (w[1] > 0)
     behind = both & (disparity <= 0)
