@@ -26,7 +26,7 @@ from stereo_hand_mesh.data.synth import SynthSettings, as_stereo_sample, iter_sy
 from stereo_hand_mesh.hand import template_hand
 from stereo_hand_mesh.ros.messages import joint_frame_names
 from stereo_hand_mesh.ros.player import PairPublisher, pair_messages
-from stereo_hand_mesh.runtime.select import default_model_files
+from stereo_hand_mesh.runtime.keypoint_nets import keypoint_model_files
 
 LEFT_FRAME = "stereo_left_optical_frame"
 FAST = {"smoothing": False, "tracking": False, "diagnostics_period_s": 0.5}
@@ -362,8 +362,8 @@ def test_a_broken_models_collapsed_mesh_is_refused_and_deletes_the_shown_one(
 
 def test_reload_mid_stream_and_a_corrupt_model_is_refused(tmp_path, peer, samples):
     node = NodeProcess("hand_mesh_node", tmp_path / "node.log", FAST)
-    new_model = tmp_path / "adapted.onnx"
-    shutil.copy(default_model_files()[1], new_model)
+    new_model = tmp_path / "adapted.onnx"  # a landmark network in its own file
+    shutil.copy(keypoint_model_files("lite")["landmarks_onnx"], new_model)
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"not an onnx model" * 100)
     sent: list[int] = []
@@ -403,7 +403,7 @@ def test_reload_mid_stream_and_a_corrupt_model_is_refused(tmp_path, peer, sample
         assert len(missing) <= 2, (
             f"{len(missing)} of {len(sent)} pairs without output: "
             f"{[sent.index(s) for s in missing]}"
-            f"\n{node.log()}"
+            f"\n{node.log()}\n{peer.messages['/diagnostics'][-1].status[0]}"
         )
         status = {kv.key: kv.value for kv in peer.messages["/diagnostics"][-1].status[0].values}
         assert status["model"] == str(new_model)  # the corrupt file never replaced it
@@ -622,9 +622,11 @@ def test_launch_and_config_files_match_the_nodes():
     assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"] == LEFT_FRAME
 
 
-def test_an_external_roi_finds_the_hand_the_skin_locator_cannot(tmp_path, peer, samples):
-    """On grey (mono8) images skin colour finds nothing; an ROI on hand/roi still gives a
-    mesh, and once the ROI is older than roi_timeout_s the node is back to "no hand"."""
+def test_an_external_roi_replaces_the_palm_detection(tmp_path, peer, samples):
+    """An ROI on hand/roi is where the node looks for the left hand: one on an empty corner
+    gives no mesh (the hand elsewhere in the image is not taken), one around the hand gives
+    it, and once the ROI is older than roi_timeout_s the palm detector searches the whole
+    view again."""
     from sensor_msgs.msg import RegionOfInterest
 
     node = NodeProcess(
@@ -636,32 +638,39 @@ def test_an_external_roi_finds_the_hand_the_skin_locator_cannot(tmp_path, peer, 
         pub = PairPublisher(peer.node)
         roi_pub = peer.node.create_publisher(RegionOfInterest, "hand/roi", 10)
         _connect(peer, pub, node)
-        sample = samples[0]
-        stamp = peer.node.get_clock().now().nanoseconds
-        pub.publish(pair_messages(sample, stamp, encoding="mono8"))
-        peer.spin_for(1.5)
-        assert stamp not in {stamp_key(m.header) for m in peer.messages["hand/joints"]}
+        sample = samples[1]
+        assert peer.spin_until(lambda: roi_pub.get_subscription_count() > 0, 10)
+
+        def published(stamp: int) -> bool:
+            return stamp in {stamp_key(m.header) for m in peer.messages["hand/joints"]}
+
         lo, hi = sample.uv_left.min(axis=0), sample.uv_left.max(axis=0)
+        corner = 0 if lo[0] > 200 else 640 - 150  # a 150 px square away from the hand
+        roi_pub.publish(RegionOfInterest(x_offset=corner, y_offset=0, width=150, height=150))
+        peer.spin_for(0.2)
+        empty = peer.node.get_clock().now().nanoseconds
+        pub.publish(pair_messages(sample, empty))
+        peer.spin_for(1.5)
+        assert not published(empty), "a mesh came from outside the ROI"
+
         side = float(max(hi - lo)) * 1.3
         cx, cy = (lo + hi) / 2
         roi = RegionOfInterest(
             x_offset=int(cx - side / 2), y_offset=int(cy - side / 2),
             width=int(side), height=int(side),
         )  # fmt: skip
-        assert peer.spin_until(lambda: roi_pub.get_subscription_count() > 0, 10)
         roi_pub.publish(roi)
         peer.spin_for(0.2)
-        with_roi = stamp + 100_000_000
-        pub.publish(pair_messages(sample, with_roi, encoding="mono8"))
-        assert peer.spin_until(
-            lambda: with_roi in {stamp_key(m.header) for m in peer.messages["hand/joints"]}, 10
-        ), node.log()
+        with_roi = empty + 100_000_000
+        pub.publish(pair_messages(sample, with_roi))
+        assert peer.spin_until(lambda: published(with_roi), 10), node.log()
         joints = {stamp_key(m.header): m for m in peer.messages["hand/joints"]}[with_roi]
         assert np.linalg.norm(joints_of(joints) - sample.joints, axis=1).mean() < 0.08
-        peer.spin_for(1.5)  # the ROI is now stale
+
+        roi_pub.publish(RegionOfInterest(x_offset=corner, y_offset=0, width=150, height=150))
+        peer.spin_for(1.5)  # the empty ROI is now stale: the whole view is searched
         late = with_roi + 100_000_000
-        pub.publish(pair_messages(sample, late, encoding="mono8"))
-        peer.spin_for(1.5)
-        assert late not in {stamp_key(m.header) for m in peer.messages["hand/joints"]}
+        pub.publish(pair_messages(sample, late))
+        assert peer.spin_until(lambda: published(late), 10), node.log()
     finally:
         assert node.stop() == 0, node.log()

@@ -274,6 +274,33 @@ def _published(
     return np.where(use_tri[:, None], triangulated, fit.joints)
 
 
+def _matched_palm(
+    left: np.ndarray,
+    right: np.ndarray,
+    palm: PalmDetection,
+    rig: StereoRig,
+    settings: LocatorSettings,
+) -> tuple[PalmDetection, PalmDetection] | None:
+    """The left palm and its right-view twin found by matching the palm's pixels along the
+    same rows (normalized cross-correlation), or None when nothing matches well enough."""
+    import cv2
+
+    from stereo_hand_mesh.geometry.crop import CropBox
+    from stereo_hand_mesh.pipeline.locator import match_right_box
+
+    side = float(max(palm.box[2], palm.box[3])) * settings.margin
+    box = CropBox(palm.box[0] - side / 2, palm.box[1] - side / 2, side, 1)
+    grey = [cv2.cvtColor(v, cv2.COLOR_RGB2GRAY) for v in (left, right)]
+    found = match_right_box(*grey, box, settings, disparity_offset_px=rig.disparity_offset)
+    if found is None:
+        return None
+    shift = np.array([found[1], 0.0])
+    twin = PalmDetection(
+        found[2], np.r_[palm.box[:2] - shift, palm.box[2:]], palm.keypoints - shift
+    )
+    return palm, twin
+
+
 def _network_input(crops: np.ndarray) -> np.ndarray:
     """(N, S, S, 3) uint8 RGB -> (N, 3, S, S) float32 in [0, 1]."""
     return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(
@@ -339,34 +366,48 @@ class HandMeshPipeline:
     def _detect(
         self, left: np.ndarray, right: np.ndarray, rig: StereoRig, roi: tuple | None
     ) -> StereoCrops | str:
-        """Cold start: the crops from the palm detector, or why there are none."""
+        """Cold start: the crops from the palm detector, or why there are none.
+
+        With an ``roi``, the detector's left input is that region instead of the whole left
+        view (a palm found in it gives the crop's rotation; none: an upright crop of it)."""
         s = self.settings
-        squares, maps = zip(*(letterbox(v, PALM_INPUT_SIZE) for v in (left, right)))
+        views = [left, right]
+        roi_box = None
+        if roi is not None:
+            x0, y0, side = (float(v) for v in roi)
+            if not (math.isfinite(x0 + y0 + side) and side > 0):
+                raise ConfigError(f"roi expected finite (x0, y0, side > 0); got {roi}")
+            roi_box = RotatedCrop(x0 + side / 2 - 0.5, y0 + side / 2 - 0.5, side, 0.0, 192)
+            views[0] = cut_crop(left, roi_box)
+        squares, maps = zip(*(letterbox(v, PALM_INPUT_SIZE) for v in views))
+        maps = list(maps)
+        if roi_box is not None:  # square -> ROI crop -> left image
+            m = roi_box.inverse_affine()
+            maps[0] = np.concatenate(
+                [m[:, :2] @ maps[0][:, :2], m @ np.r_[maps[0][:, 2], 1.0][:, None]], 1
+            )
         out = self.nets.detector.run(_network_input(np.stack(squares)))
         palms = [
             decode_palms(out["regressors"][i], out["scores"][i], maps[i], s.palm_min_score)
             for i in range(2)
         ]
         size = self.nets.landmarks.input_size
-        left_crop = None
-        if roi is not None:  # the caller's region replaces the left palm (upright)
-            x0, y0, side = (float(v) for v in roi)
-            if not (math.isfinite(x0 + y0 + side) and side > 0):
-                raise ConfigError(f"roi expected finite (x0, y0, side > 0); got {roi}")
-            c = np.array([x0 + side / 2, y0 + side / 2])
-            left_crop = RotatedCrop(float(c[0]), float(c[1]), side, 0.0, size)
-            palms[0] = [PalmDetection(1.0, np.r_[c, side, side], np.tile(c, (7, 1)))]
+        if roi_box is not None and not palms[0]:  # no palm in the region: upright, whole
+            c = np.array([roi_box.cx, roi_box.cy])
+            keypoints = np.tile(c, (7, 1)) - np.array([0.0, 1.0]) * (np.arange(7) == 2)[:, None]
+            side = roi_box.side / 2.6  # roi_from_palm grows the palm 2.6 times
+            palms[0] = [PalmDetection(1.0, np.r_[c[0], c[1] + side / 2, side, side], keypoints)]
         if not palms[0]:
             return "no hand found (no palm in the left view)"
-        if not palms[1]:
-            return "hand seen in the left view only (no palm in the right view)"
         pair = pair_palms(palms[0], palms[1], rig, s.stereo_row_tolerance)
+        if pair is None:  # the right palm missed or off the rows: match the left one's pixels
+            pair = _matched_palm(left, right, palms[0][0], rig, s.locator)
         if pair is None:
             return (
-                "no stereo match: no right-view palm on the left palm's rows at a positive "
-                "disparity"
+                "hand seen in the left view only: no right-view palm on its rows at a positive "
+                "disparity, and its pixels match nothing there"
             )
-        return StereoCrops(left_crop or roi_from_palm(pair[0], size), roi_from_palm(pair[1], size))
+        return StereoCrops(roi_from_palm(pair[0], size), roi_from_palm(pair[1], size))
 
     def _keypoints(self, left: np.ndarray, right: np.ndarray, crops: StereoCrops) -> _Keypoints:
         """The landmark network on both crops as one batch."""

@@ -57,22 +57,24 @@ def model_kind(path: str | os.PathLike[str] | None) -> str:
         return "keypoints"
     if path.suffix == ".pt":
         return "mesh_uv"
-    import onnx
-
+    # The metadata key's bytes, looked for in the file instead of parsing it with the onnx
+    # package: importing onnx takes the GIL for most of a second, which would stall a node
+    # serving pairs while ~/reload_model checks a file. The runtime that loads the file next
+    # validates it for real.
     try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as err:  # protobuf raises DecodeError and others for corrupt files
-        raise ModelFileError(f"ONNX model {path} could not be read (corrupt?): {err}") from None
-    keys = {entry.key for entry in proto.metadata_props}
-    if KEYPOINT_METADATA_KEY in keys:
-        return "keypoints"
+        data = path.read_bytes()
+    except OSError as err:
+        raise ModelFileError(f"model file {path} could not be read: {err}") from None
     from stereo_hand_mesh.runtime.base import METADATA_KEY
 
-    if METADATA_KEY in keys:
+    if KEYPOINT_METADATA_KEY.encode() in data:
+        return "keypoints"
+    if METADATA_KEY.encode() in data:
         return "mesh_uv"
     raise ModelFileError(
         f"ONNX model {path} expected '{KEYPOINT_METADATA_KEY}' metadata (an imported hand "
-        f"network) or '{METADATA_KEY}' (a stereo-hand-mesh export); got {sorted(keys)}"
+        f"network) or '{METADATA_KEY}' (a stereo-hand-mesh export); got neither (corrupt, or "
+        "not one of ours?)"
     )
 
 

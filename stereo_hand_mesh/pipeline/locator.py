@@ -340,6 +340,7 @@ def match_right_box(
     settings: LocatorSettings,
     disparity_hint: float | None = None,
     pixels: np.ndarray | None = None,
+    disparity_offset_px: float = 0.0,
 ) -> tuple[CropBox, float, float] | None:
     """Find the right-view box of a left-view box by matching along the same rows.
 
@@ -371,6 +372,7 @@ def match_right_box(
     lo_d, hi_d = 0.0, settings.max_disparity_px
     if disparity_hint is not None and disparity_hint > 0:
         lo_d, hi_d = 0.75 * disparity_hint, 1.25 * disparity_hint + 4.0
+    lo_d, hi_d = lo_d + disparity_offset_px, hi_d + disparity_offset_px
     s0 = max(math.floor(c0 - hi_d), 0)
     s1 = min(math.ceil(c1 - lo_d), w)
     if s1 - s0 < c1 - c0:
@@ -409,7 +411,7 @@ def match_right_box(
             offset += 0.5 * (a - c) / denom
     x_right = s0 + offset / scale
     disparity = c0 - x_right
-    if disparity <= 0:
+    if disparity - disparity_offset_px <= 0:
         return None
     right = CropBox(box.x0 - disparity, box.y0, box.side, box.out_size)
     return right, float(disparity), score
