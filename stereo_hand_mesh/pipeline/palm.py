@@ -143,6 +143,8 @@ def decode_palms(
         nms_iou: IoU above which two detections are merged.
         input_size: the detector's input side, pixels.
 
+    Anchors whose outputs are not all finite are dropped.
+
     Raises:
         ShapeError: outputs not of the anchor count.
     """
@@ -155,10 +157,13 @@ def decode_palms(
     if not (0.0 < min_score < 1.0):
         raise ConfigError(f"min_score expected in (0, 1); got {min_score}")
     prob = _sigmoid(scores)
-    keep = np.flatnonzero(prob >= min_score)
+    regressors = np.asarray(regressors, dtype=np.float64)
+    # A NaN or inf output (a float16 overflow, say) is no palm: it would make a crop of NaN.
+    finite = np.isfinite(regressors).all(axis=1) & np.isfinite(scores)
+    keep = np.flatnonzero(finite & (prob >= min_score))
     if keep.size == 0:
         return []
-    raw = np.asarray(regressors, dtype=np.float64)[keep] / input_size
+    raw = regressors[keep] / input_size
     centre = anchors[keep]
     box = np.concatenate([raw[:, :2] + centre, raw[:, 2:4]], axis=1) * input_size
     kps = (raw[:, 4:].reshape(-1, _NUM_KEYPOINTS, 2) + centre[:, None]) * input_size
@@ -236,7 +241,15 @@ def roi_from_palm(
         out_size: the landmark network's input side, pixels.
         scale: the crop's side over the palm box's long side.
         shift_up: shift of the centre toward the fingers, in palm-box heights.
+
+    Raises:
+        ShapeError: the palm's box is not (4,) or its keypoints not (7, 2), or either holds
+            NaN or inf.
     """
+    check_shape(palm.box, (4,), "palm.box")
+    check_shape(palm.keypoints, (_NUM_KEYPOINTS, 2), "palm.keypoints")
+    if not (np.isfinite(palm.box).all() and np.isfinite(palm.keypoints).all()):
+        raise ShapeError("palm expected a finite box and keypoints (pixels); got NaN or inf")
     angle = upright_angle(palm.keypoints[_WRIST_CENTER], palm.keypoints[_MIDDLE_MCP])
     up = np.array([math.sin(angle), -math.cos(angle)])  # the crop's up in the image
     centre = palm.box[:2] + up * shift_up * palm.box[3]
