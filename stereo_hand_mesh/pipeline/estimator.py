@@ -23,11 +23,12 @@ Per pair:
    (:func:`~stereo_hand_mesh.pipeline.fit.fit_hand`, warm-started from the previous pair):
    vertices, joints and a rotation per joint in the left optical frame.
 5. **Confidence.** Per joint: the vertical disagreement of its two keypoints (``|v_l - v_r|``,
-   0 on a rectified pair) and the distance between its triangulated and fitted positions,
-   each through a Gaussian (``confidence_sigma_px``, ``confidence_sigma_m``); the hand's is
-   the mean times the lower presence of the two views. Below ``min_confidence``, or a mesh
-   of a size no hand has (:func:`implausible_extent`), or non-finite numbers: no mesh, and
-   the reason.
+   0 on a rectified pair) and the fit's reprojection residual, each through a Gaussian whose
+   scale is ``confidence_sigma_crop`` times the crops' side (keypoint noise grows with the
+   hand's size in the image). The hand's: the lower presence of the two views, times the
+   mean row agreement, times the Gaussian of the median residual. Below ``min_confidence``,
+   or a mesh of a size no hand has (:func:`implausible_extent`), or non-finite numbers: no
+   mesh, and the reason.
 6. **Filter.** A One Euro filter over the vertices and joints when the pair has a stamp.
 
 The published joints are the fitted ones or the raw triangulated keypoints
@@ -98,9 +99,11 @@ class PipelineSettings:
             (a real hand's is 9-24 cm; below it the mesh is collapsed).
         max_hand_extent_m: largest side of the mesh's bounding box, metres (a real hand's is
             10-25 cm).
-        confidence_sigma_m: scale of the distance between a joint's triangulated and fitted
-            positions in the confidence, metres (legacy path: between the two branches).
-        confidence_sigma_px: scale of the vertical disparity in the confidence, pixels.
+        confidence_sigma_crop: scale of the row disagreement and of the fit residual in the
+            confidence, as a fraction of the crops' side.
+        confidence_sigma_m: legacy mesh-uv path: scale of the distance between the two
+            branches' vertices in the confidence, metres.
+        confidence_sigma_px: legacy mesh-uv path: scale of the vertical disparity, pixels.
         smoothing: apply the One Euro filter to vertices and joints between pairs.
         filter_min_cutoff_hz: One Euro minimum cutoff frequency, Hz.
         filter_beta: One Euro speed coefficient, 1/m.
@@ -119,6 +122,7 @@ class PipelineSettings:
     blend_residual_px: float = 8.0
     min_hand_extent_m: float = 0.03
     max_hand_extent_m: float = 0.4
+    confidence_sigma_crop: float = 0.04
     confidence_sigma_m: float = 0.02
     confidence_sigma_px: float = 4.0
     smoothing: bool = True
@@ -147,6 +151,7 @@ class PipelineSettings:
                 f"{self.min_hand_extent_m}, {self.max_hand_extent_m}"
             )
         for name in (
+            "confidence_sigma_crop",
             "confidence_sigma_m",
             "confidence_sigma_px",
             "filter_min_cutoff_hz",
@@ -531,8 +536,11 @@ class HandMeshPipeline:
                 crops,
                 kp,
             )
+        # Keypoint noise scales with the hand's size in the image: the scales are a fraction
+        # of the crops' side.
+        sigma_px = s.confidence_sigma_crop * 0.5 * (crops.left.side + crops.right.side)
         dv = np.abs(kp.uv[0, :, 1] - kp.uv[1, :, 1])
-        agree = np.exp(-0.5 * (dv / s.confidence_sigma_px) ** 2) * tri.valid
+        agree = np.exp(-0.5 * (dv / sigma_px) ** 2) * tri.valid
         k_l = np.array([rig.left.fx, rig.left.fy, rig.left.cx, rig.left.cy])
         k_r = np.array([rig.right.fx, rig.right.fy, rig.right.cx, rig.right.cy])
         world = kp.world[int(np.argmax(kp.presence))]
@@ -552,9 +560,13 @@ class HandMeshPipeline:
         except StereoHandMeshError as err:
             return self._none(f"template fit failed: {err}", 0.0, times, crops, kp)
         times["fit"] = (time.perf_counter() - t3) * 1e3
-        off = np.linalg.norm(np.where(tri.valid[:, None], tri.points - fit.joints, 0.0), axis=1)
-        joint_conf = agree * np.exp(-0.5 * (off / s.confidence_sigma_m) ** 2)
-        confidence = float(kp.presence.min() * joint_conf.mean())
+        residual = np.abs(fit.residuals_px).max(axis=0)  # (21,) the worse view, pixels
+        joint_conf = agree * np.exp(-0.5 * (residual / sigma_px) ** 2)
+        # The hand's: rows agree, and the hand model explains most keypoints (the median
+        # residual: the template's wrist and thumb sit off the network's by ~20 px on real
+        # hands, a convention gap and no sign of a wrong match).
+        explained = float(np.exp(-0.5 * (np.median(residual) / sigma_px) ** 2))
+        confidence = float(kp.presence.min() * agree.mean() * explained)
         vertices = fit.vertices
         joints = _published(s, fit, tri.points, tri.valid)
         if not (np.isfinite(vertices).all() and np.isfinite(joints).all()):

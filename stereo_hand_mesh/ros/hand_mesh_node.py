@@ -98,6 +98,7 @@ def pipeline_settings_from(p: dict[str, Any]) -> PipelineSettings:
         blend_residual_px=p["blend_residual_px"],
         min_hand_extent_m=p["min_hand_extent_m"],
         max_hand_extent_m=p["max_hand_extent_m"],
+        confidence_sigma_crop=p["confidence_sigma_crop"],
         confidence_sigma_m=p["confidence_sigma_m"],
         confidence_sigma_px=p["confidence_sigma_px"],
         smoothing=p["smoothing"],

@@ -329,9 +329,17 @@ HAND_MESH_PARAMETERS: tuple[ParamSpec, ...] = (
         applies="live",
     ),
     ParamSpec(
+        "confidence_sigma_crop",
+        0.04,
+        "scale of row disagreement and fit residual in the confidence, fraction of crop side",
+        0.001,
+        1.0,
+        applies="live",
+    ),
+    ParamSpec(
         "confidence_sigma_m",
         0.02,
-        "scale of a joint's triangulated-to-fitted distance in the confidence, m",
+        "legacy mesh-uv models: left-right 3D distance scale of the confidence, m",
         1e-4,
         1.0,
         applies="live",
@@ -339,7 +347,7 @@ HAND_MESH_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "confidence_sigma_px",
         4.0,
-        "vertical disparity scale of confidence, px",
+        "legacy mesh-uv models: vertical disparity scale of the confidence, px",
         0.01,
         100.0,
         applies="live",
