@@ -23,7 +23,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from stereo_hand_mesh.data.camera_info_yaml import STB_BUMBLEBEE2
 from stereo_hand_mesh.data.sample import StereoSample
 from stereo_hand_mesh.data.synth import SynthSettings, as_stereo_sample, iter_synthetic_pairs
-from stereo_hand_mesh.hand import template_hand
+from stereo_hand_mesh.hand import JOINT_NAMES, template_hand
 from stereo_hand_mesh.ros.messages import joint_frame_names
 from stereo_hand_mesh.ros.player import PairPublisher, pair_messages
 from stereo_hand_mesh.runtime.keypoint_nets import keypoint_model_files
@@ -114,6 +114,21 @@ def test_outputs_carry_stamp_frame_and_names(tmp_path, peer, samples):
         assert [t.child_frame_id for t in tf.transforms] == joint_frame_names("hand_")
         q = tf.transforms[-1].transform.rotation
         assert abs(q.x**2 + q.y**2 + q.z**2 + q.w**2 - 1) < 1e-9
+        # Joint frames turn with the fitted skeleton: unit, not the identity, the same in the
+        # PoseArray of that pair, and x along the bone (wrist -> middle_mcp for the wrist).
+        poses = joints[stamp_key(tf.transforms[0].header)].poses
+        for t, pose in zip(tf.transforms[:21], poses, strict=True):
+            r, o = t.transform.rotation, pose.orientation
+            assert abs(r.x**2 + r.y**2 + r.z**2 + r.w**2 - 1) < 1e-6
+            assert np.allclose([r.x, r.y, r.z, r.w], [o.x, o.y, o.z, o.w], atol=1e-6)
+        r = tf.transforms[0].transform.rotation
+        assert abs(r.w) < 0.999, "the wrist frame is the identity"
+        x_axis = np.array([1 - 2 * (r.y**2 + r.z**2), 2 * (r.x * r.y + r.w * r.z),
+                           2 * (r.x * r.z - r.w * r.y)])  # fmt: skip
+        p = [np.array([t.transform.translation.x, t.transform.translation.y,
+                       t.transform.translation.z]) for t in tf.transforms]  # fmt: skip
+        bone = p[JOINT_NAMES.index("middle_mcp")] - p[0]
+        assert x_axis @ bone / np.linalg.norm(bone) > 0.8, (x_axis, bone)
         cloud = peer.messages["hand/vertices"][-1]
         assert [f.name for f in cloud.fields] == ["x", "y", "z", "confidence"]
         assert cloud.width == template_hand().num_vertices and cloud.point_step == 16
