@@ -130,7 +130,8 @@ class _PairMessages:
 class _Model:
     pipeline: HandMeshPipeline | MeshUVPipeline
     reason: str
-    path: str
+    path: str  # model_file_path, or "(shipped default)"
+    files: str  # the files served, " + "-separated
 
 
 class _Throttle:
@@ -268,8 +269,12 @@ class HandMeshNode(Node):
             force_engine_update=p["force_engine_update"],
             intra_op_threads=p["intra_op_threads"],
         )
-        path = p["model_file_path"] or f"(shipped: {choice.model})"
-        return _Model(choice.pipeline, choice.reason, path)
+        return _Model(
+            choice.pipeline,
+            choice.reason,
+            p["model_file_path"] or "(shipped default)",
+            str(p["model_file_path"]) if choice.kind == "mesh_uv" else choice.model,
+        )
 
     async def _on_reload(self, _request: Any, response: Any) -> Any:
         # The model loads in a thread: the executor keeps delivering pairs meanwhile and the
@@ -549,6 +554,7 @@ class HandMeshNode(Node):
             values = {
                 "backend": self._model.reason,
                 "model": self._model.path,
+                "model_files": self._model.files,
                 "rate_hz": f"{len(recent) / window:.2f}",
                 "mesh_rate_hz": f"{meshes / window:.2f}",
                 "latency_p50_ms": f"{statistics.median(ages):.2f}" if ages else "nan",

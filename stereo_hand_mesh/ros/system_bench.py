@@ -300,16 +300,22 @@ def soak_summary(windows: list[dict[str, Any]], settings: SystemBenchSettings) -
 
 
 def _model_sha256(settings: SystemBenchSettings, diagnostics: dict[str, str]) -> str:
-    """SHA-256 of the model file the node serves (its parameter, or the shipped default)."""
+    """SHA-256 of the model files the node serves (their bytes in order: its diagnostics'
+    ``model_files``, else its parameter, else the shipped legacy default)."""
     from stereo_hand_mesh.runtime.select import default_model_files
 
-    path = dict(settings.node_params).get("model_file_path", "")
-    if not path:
-        default_pt, default_onnx = default_model_files()
-        path = str(
-            default_pt if diagnostics.get("backend", "").startswith("torch") else default_onnx
-        )
-    return bag_sha256(Path(path))
+    files = [f for f in diagnostics.get("model_files", "").split(" + ") if f]
+    if not files:
+        path = dict(settings.node_params).get("model_file_path", "")
+        if not path:
+            default_pt, default_onnx = default_model_files()
+            torch = diagnostics.get("backend", "").startswith("torch")
+            path = str(default_pt if torch else default_onnx)
+        files = [path]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(Path(f).read_bytes())
+    return digest.hexdigest()
 
 
 def run_system_bench(settings: SystemBenchSettings, out_dir: Path) -> dict[str, Any]:
