@@ -43,7 +43,7 @@ def main() -> int:
     wall_min = tr.get("wall_s_this_process", 0.0) / 60.0
     sha = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()[:16]  # noqa: E731
     lines = [
-        "# Model card: the shipped default model",
+        "# Model card: the synthetic-trained mesh network (legacy mesh-uv path)",
         "",
         f"`models/default.pt` (sha256 `{sha(args.model)}`...) and its ONNX export "
         f"`models/default.onnx` (sha256 `{sha(args.onnx)}`...).",
