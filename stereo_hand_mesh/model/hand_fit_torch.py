@@ -48,8 +48,10 @@ skeleton and vertices equal ``HandModel.skin``'s to 1e-15 m in float64; from the
 numpy fit the torch fit stays within 1e-8 m; from starts perturbed by N(0, 0.05 rad) per pose
 parameter, N(0, 0.02) per shape factor, 0.03 rad and 5 mm, 3 iterations end 0.003-1.0 mm
 (max joint error) from the numpy solution and 20 iterations within 0.3 um; float32 agrees
-with float64 within 20 um. A batch of 8 pairs, 3 iterations, forward and backward: about
-17-19 ms on 2 CPU threads (AMD EPYC; float32 and float64 alike).
+with float64 within 20 um. A batch of 8 pairs, 3 iterations, on 2 CPU threads (AMD EPYC,
+median of 20): forward 9.8 ms (float32) / 10.5 ms (float64), forward and backward 15.9 /
+17.8 ms; with the 2 cores shared with other work, runs on 2 threads stall to 0.3-0.8 s
+while 1 thread keeps about 18-25 ms.
 
 Shapes: B batch, V vertices, K = ``NUM_BONES`` skinning parts, P = 26 pose and S = 9 shape
 parameters, N = P + S + 6 fit parameters.
