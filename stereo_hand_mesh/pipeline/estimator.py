@@ -417,7 +417,10 @@ class HandMeshPipeline:
     def _keypoints(self, left: np.ndarray, right: np.ndarray, crops: StereoCrops) -> _Keypoints:
         """The landmark network on both crops as one batch."""
         size = self.nets.landmarks.input_size
-        batch = np.stack([cut_crop(left, crops.left), cut_crop(right, crops.right)])
+        # Plain bilinear sampling, no low-pass: how MediaPipe feeds these networks (and 0.6 ms
+        # less per pair).
+        views = ((left, crops.left), (right, crops.right))
+        batch = np.stack([cut_crop(v, c, antialias=False) for v, c in views])
         out = self.nets.landmarks.run(_network_input(batch))
         raw = out["landmarks"].reshape(2, 21, 3).astype(np.float64)
         world = out["world_landmarks"].reshape(2, 21, 3).astype(np.float64)

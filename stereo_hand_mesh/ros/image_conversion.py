@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 
 from stereo_hand_mesh.errors import EncodingError
@@ -115,9 +116,12 @@ def image_msg_to_rgb8(msg: Any) -> np.ndarray:
     if enc == "mono16":
         arr = (arr >> 8).astype(np.uint8)
     if enc in ("mono8", "mono16"):
-        return np.repeat(arr[:, :, None], 3, axis=2)
-    if enc in ("bgr8", "bgra8"):
-        return np.ascontiguousarray(arr[:, :, 2::-1])
+        return cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_GRAY2RGB)
+    # OpenCV's channel swaps are several times faster than a strided numpy copy (about
+    # 0.2 vs 1 ms for 640x480), and this runs twice per pair on the node's hot path.
+    swap = {"bgr8": cv2.COLOR_BGR2RGB, "bgra8": cv2.COLOR_BGRA2RGB, "rgba8": cv2.COLOR_RGBA2RGB}
+    if enc in swap:
+        return cv2.cvtColor(np.ascontiguousarray(arr), swap[enc])
     return np.ascontiguousarray(arr[:, :, :3])
 
 
