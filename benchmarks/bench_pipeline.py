@@ -1,6 +1,6 @@
 """Benchmark: per-stage latency of the per-pair pipeline for each backend.
 
-The same code as ``stereo-hand-mesh bench`` (stereo_hand_mesh/pipeline/bench.py)::
+The same code as ``stereo-hand-mesh bench`` (stereo_hand_mesh/cli/bench.py)::
 
     python benchmarks/bench_pipeline.py --threads 2 --json benchmarks/results/pipeline.json
 

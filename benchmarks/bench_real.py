@@ -1,7 +1,7 @@
 """Benchmark: the product on a real stereo folder, beside the MediaPipe peer on the same pairs.
 
 Our product (the pipeline ``stereo-hand-mesh eval --data`` builds,
-:func:`stereo_hand_mesh.train.cli.build_product_pipeline`) plays the folder through
+:func:`stereo_hand_mesh.cli.train.build_product_pipeline`) plays the folder through
 :func:`stereo_hand_mesh.train.real_eval.evaluate_real` twice: static (a cold start on every
 pair, like the peer's static image mode) and tracking (consecutive frames in order). When the
 peer's interpreter exists, the peer tool (``../shared/tools/peer_mediapipe.py``: MediaPipe
@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_description
 
+from stereo_hand_mesh.cli.train import build_product_pipeline
 from stereo_hand_mesh.data.realdata import RealStereoFolder
-from stereo_hand_mesh.train.cli import build_product_pipeline
 from stereo_hand_mesh.train.real_eval import evaluate_real
 
 REPO = Path(__file__).resolve().parents[1]

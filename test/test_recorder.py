@@ -69,8 +69,8 @@ def _settings(root: Path, **kw) -> RecorderSettings:
 @pytest.fixture(scope="module")
 def hand_pairs() -> list:
     """Four rendered stereo pairs of the hand (source domain, 320x240)."""
+    from stereo_hand_mesh.data.camera_info_yaml import rig_for_size
     from stereo_hand_mesh.data.synth import SynthSettings, iter_synthetic_pairs
-    from stereo_hand_mesh.data.synth_cli import rig_for_size
 
     rig = rig_for_size(320, 240, None)
     return list(iter_synthetic_pairs(SynthSettings(domain="source", rig=rig), 4, seed=2))
@@ -156,8 +156,8 @@ def test_recording_root_reads_every_session_in_name_order(tmp_path: Path) -> Non
 
 def test_adaptation_crops_load_from_a_recording(tmp_path: Path, hand_pairs: list) -> None:
     """adapt and eval build their crops with load_crop_set: a session works as a bag does."""
+    from stereo_hand_mesh.data.camera_info_yaml import rig_for_size
     from stereo_hand_mesh.data.synth import as_stereo_sample
-    from stereo_hand_mesh.data.synth_cli import rig_for_size
     from stereo_hand_mesh.train.crops import load_crop_set
 
     infos = rig_for_size(320, 240, None).camera_infos()

@@ -21,6 +21,7 @@ from stereo_hand_mesh.data.camera_info_yaml import (
     DEFAULT_LEFT_FRAME_ID,
     DEFAULT_RIGHT_FRAME_ID,
     STB_BUMBLEBEE2,
+    rig_for_size,
 )
 from stereo_hand_mesh.data.motion import (
     HandMotion,
@@ -30,7 +31,6 @@ from stereo_hand_mesh.data.motion import (
     render_motion_frame,
 )
 from stereo_hand_mesh.data.synth import SynthSettings, place_hand
-from stereo_hand_mesh.data.synth_cli import rig_for_size
 from stereo_hand_mesh.errors import ConfigError
 from stereo_hand_mesh.hand.joints import NUM_JOINTS, palm_center
 from stereo_hand_mesh.hand.model import template_hand

@@ -7,8 +7,8 @@ import pytest
 
 from stereo_hand_mesh.cli import main as cli_main
 from stereo_hand_mesh.data import StereoSetReader, read_stereo_bag
+from stereo_hand_mesh.data.camera_info_yaml import rig_for_size
 from stereo_hand_mesh.data.synth import SynthSettings, iter_synthetic_pairs
-from stereo_hand_mesh.data.synth_cli import rig_for_size
 from stereo_hand_mesh.errors import ConfigError
 from stereo_hand_mesh.geometry.camera import StereoRig
 

@@ -1,8 +1,12 @@
-"""The ``stereo-hand-mesh`` command.
+"""The ``stereo-hand-mesh`` command and every application built on the library layers.
 
-Subcommands register themselves in :data:`_COMMANDS` as they are built; each takes an
-argparse sub-parser and returns the function that runs it. Heavy imports (torch, rclpy)
-happen inside the subcommand, so ``stereo-hand-mesh --help`` stays fast.
+One module per group of subcommands, each with an ``add_*_parser(s)`` that registers its
+sub-parsers and returns the functions that run them: :mod:`.synth` (``synth``), :mod:`.train`
+(``pretrain``, ``adapt``, ``eval``), :mod:`.runtime` (``export``, ``infer``, ``bench``; the
+pipeline benchmark itself is :mod:`.bench`) and :mod:`.demo` (``demo``). This package sits
+on top of the layers (DESIGN.md, "Architecture"): it may import any of them, and none of them
+imports it (``test/test_architecture.py``). Heavy imports (torch, rclpy) happen inside the
+subcommand, so ``stereo-hand-mesh --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -44,17 +48,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     runners: dict[str, Runner] = {}
-    from stereo_hand_mesh.data.synth_cli import add_synth_parser, run_synth
+    from stereo_hand_mesh.cli.synth import add_synth_parser, run_synth
 
     add_synth_parser(sub)
     runners["synth"] = run_synth
-    from stereo_hand_mesh.train.cli import add_training_parsers
+    from stereo_hand_mesh.cli.train import add_training_parsers
 
     runners |= add_training_parsers(sub)
-    from stereo_hand_mesh.runtime.cli import add_runtime_parsers
+    from stereo_hand_mesh.cli.runtime import add_runtime_parsers
 
     runners |= add_runtime_parsers(sub)
-    from stereo_hand_mesh.ros.demo import add_demo_parser
+    from stereo_hand_mesh.cli.demo import add_demo_parser
 
     runners |= add_demo_parser(sub)
     for name, what in _PLANNED.items():
@@ -75,7 +79,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StereoHandMeshError as err:
         print(f"stereo-hand-mesh {args.command}: error: {err}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""The ``export`` and ``infer`` subcommands of ``stereo-hand-mesh``."""
+"""The ``export``, ``infer`` and ``bench`` subcommands of ``stereo-hand-mesh``."""
 
 from __future__ import annotations
 
@@ -88,8 +88,8 @@ def add_runtime_parsers(sub: argparse._SubParsersAction) -> dict:
 
 def run_bench(args: argparse.Namespace) -> int:
 
+    from stereo_hand_mesh.cli.bench import bench_pipeline, markdown_table, write_results
     from stereo_hand_mesh.errors import ConfigError
-    from stereo_hand_mesh.pipeline.bench import bench_pipeline, markdown_table, write_results
 
     if args.system:
         return _run_system_bench(args)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 import sys
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 
 from stereo_hand_mesh.errors import ConfigError
 
-__all__ = ["add_synth_parser", "rig_for_size", "run_synth"]
+__all__ = ["add_synth_parser", "run_synth"]
 
 
 def add_synth_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -40,30 +39,12 @@ def add_synth_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     return p
 
 
-def rig_for_size(width: int, height: int, baseline_m: float | None):
-    """STB's Bumblebee2 rig scaled to ``width`` x ``height`` (same field of view along x)."""
-    from stereo_hand_mesh.data.camera_info_yaml import STB_BUMBLEBEE2
-
-    if width < 64 or height < 48:
-        raise ConfigError(f"image size expected at least 64x48; got {width}x{height}")
-    s = width / STB_BUMBLEBEE2.width
-    return dataclasses.replace(
-        STB_BUMBLEBEE2,
-        width=width,
-        height=height,
-        fx=STB_BUMBLEBEE2.fx * s,
-        fy=STB_BUMBLEBEE2.fy * s,
-        cx=STB_BUMBLEBEE2.cx * s,
-        cy=STB_BUMBLEBEE2.cy * height / STB_BUMBLEBEE2.height,
-        baseline_m=STB_BUMBLEBEE2.baseline_m if baseline_m is None else baseline_m,
-    )
-
-
 def run_synth(args: argparse.Namespace) -> int:
     """Render the split; print where it went and how fast."""
     from tqdm import tqdm
 
     from stereo_hand_mesh.data.bags import write_stereo_bag
+    from stereo_hand_mesh.data.camera_info_yaml import rig_for_size
     from stereo_hand_mesh.data.stereo_set import StereoSetWriter
     from stereo_hand_mesh.data.synth import SynthSettings, as_stereo_sample, iter_synthetic_pairs
     from stereo_hand_mesh.hand.model import template_hand

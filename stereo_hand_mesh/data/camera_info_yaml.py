@@ -22,13 +22,13 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stereo_hand_mesh.errors import CameraInfoError
+from stereo_hand_mesh.errors import CameraInfoError, ConfigError
 from stereo_hand_mesh.geometry.camera_info import CameraInfoFields
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "camera_info_to_yaml_text",
     "read_camera_info_yaml",
     "rectified_stereo_camera_infos",
+    "rig_for_size",
     "write_camera_info_yaml",
 ]
 
@@ -337,3 +338,20 @@ STB_BUMBLEBEE2 = StereoRigSpec(
     baseline_m=0.120054,
     name="stb_bumblebee2",
 )
+
+
+def rig_for_size(width: int, height: int, baseline_m: float | None) -> StereoRigSpec:
+    """STB's Bumblebee2 rig scaled to ``width`` x ``height`` (same field of view along x)."""
+    if width < 64 or height < 48:
+        raise ConfigError(f"image size expected at least 64x48; got {width}x{height}")
+    s = width / STB_BUMBLEBEE2.width
+    return replace(
+        STB_BUMBLEBEE2,
+        width=width,
+        height=height,
+        fx=STB_BUMBLEBEE2.fx * s,
+        fy=STB_BUMBLEBEE2.fy * s,
+        cx=STB_BUMBLEBEE2.cx * s,
+        cy=STB_BUMBLEBEE2.cy * height / STB_BUMBLEBEE2.height,
+        baseline_m=STB_BUMBLEBEE2.baseline_m if baseline_m is None else baseline_m,
+    )

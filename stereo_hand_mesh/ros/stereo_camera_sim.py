@@ -201,9 +201,9 @@ def sim_motion(config: StereoCameraSimConfig) -> HandMotion:
     Raises:
         ConfigError: the hand does not fit inside both images (see ``HandMotion``).
     """
+    from stereo_hand_mesh.data.camera_info_yaml import rig_for_size
     from stereo_hand_mesh.data.motion import HandMotion, HandMotionSettings
     from stereo_hand_mesh.data.synth import SynthSettings
-    from stereo_hand_mesh.data.synth_cli import rig_for_size
     from stereo_hand_mesh.hand.model import template_hand
 
     rig = rig_for_size(config.width, config.height, None)
