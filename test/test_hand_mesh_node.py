@@ -480,7 +480,7 @@ def test_rectify_true_undoes_real_distortion_and_rotation(tmp_path, peer, sample
     from stereo_hand_mesh.geometry.camera import StereoRig
     from stereo_hand_mesh.pipeline.factory import create_pipeline
     from stereo_hand_mesh.ros.hand_mesh_node import pipeline_settings_from
-    from stereo_hand_mesh.ros.parameters import HAND_MESH_PARAMETERS
+    from stereo_hand_mesh.ros.hand_mesh_parameters import HAND_MESH_PARAMETERS
 
     sample = samples[1]
     tilt = _rotation("x", 0.3)

@@ -1,4 +1,5 @@
-"""The ROS-free per-pair pipeline (numpy in, numpy out): palm detection, rotated crops, the
+"""The ROS-free per-pair pipeline (numpy in, numpy out): the stereo input stage (checks,
+rectification, the rig; :class:`StereoInput`), palm detection, rotated crops, the
 real-trained keypoint network on both views, stereo triangulation, the template fit,
 confidence, temporal filter (:class:`HandMeshPipeline`); and the legacy mesh-uv path of the
 synthetic-trained network (:class:`MeshUVPipeline`).
@@ -25,6 +26,7 @@ from stereo_hand_mesh.pipeline.locator import (
 )
 from stereo_hand_mesh.pipeline.mesh_uv import MeshUVPipeline, joint_regressor_for
 from stereo_hand_mesh.pipeline.skin import crop_boxes_from_masks, skin_mask, stereo_crop_boxes
+from stereo_hand_mesh.pipeline.stereo_input import PreparedPair, StereoInput, camera_info_key
 
 __all__ = [
     "HANDEDNESS",
@@ -38,8 +40,11 @@ __all__ = [
     "OneEuroFilter",
     "PipelineChoice",
     "PipelineSettings",
+    "PreparedPair",
     "StereoBoxes",
     "StereoCrops",
+    "StereoInput",
+    "camera_info_key",
     "create_pipeline",
     "crop_boxes_from_masks",
     "fit_hand",

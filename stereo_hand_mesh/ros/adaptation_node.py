@@ -42,9 +42,7 @@ from typing import Any
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import serialize_message
-from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -71,7 +69,7 @@ from stereo_hand_mesh.ros.parameters import (
     declare_parameters,
     validate_value,
 )
-from stereo_hand_mesh.ros.sync import SyncSettings, make_synchronizer
+from stereo_hand_mesh.ros.sync import make_stereo_synchronizer
 
 __all__ = ["NODE_NAME", "AdaptationNode", "main", "split_for_validation"]
 
@@ -134,19 +132,7 @@ class AdaptationNode(Node):
         self._child: subprocess.Popen | None = None
         self._adapt_thread: threading.Thread | None = None
 
-        topics = ("left/image_rect", "left/camera_info", "right/image_rect", "right/camera_info")
-        inputs = list(zip((Image, CameraInfo, Image, CameraInfo), topics, strict=True))
-        self._sync = make_synchronizer(
-            self,
-            inputs,
-            self._on_set,
-            SyncSettings(
-                queue_size=self._p["queue_size"],
-                approximate=self._p["approximate_sync"],
-                slop_s=self._p["approximate_sync_tolerance_seconds"],
-            ),
-            qos_profile_sensor_data,
-        )
+        self._sync = make_stereo_synchronizer(self, self._on_set, self._p)
         services = MutuallyExclusiveCallbackGroup()
         self.create_service(Trigger, "~/start_recording", self._on_start, callback_group=services)
         self.create_service(Trigger, "~/stop_recording", self._on_stop, callback_group=services)

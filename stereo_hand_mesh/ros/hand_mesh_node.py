@@ -40,30 +40,27 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
 from rclpy.task import Future
-from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
+from sensor_msgs.msg import Image, RegionOfInterest
 from std_srvs.srv import Trigger
 
-from stereo_hand_mesh.errors import ConfigError, ShapeError, StereoHandMeshError
+from stereo_hand_mesh.errors import ConfigError, StereoHandMeshError
 from stereo_hand_mesh.geometry.camera import StereoRig
-from stereo_hand_mesh.geometry.rectify import RectificationMaps, rectification_maps, rectify
-from stereo_hand_mesh.pipeline.estimator import HandEstimate, HandMeshPipeline, PipelineSettings
+from stereo_hand_mesh.pipeline.estimator import HandEstimate, HandMeshPipeline
 from stereo_hand_mesh.pipeline.factory import create_pipeline
-from stereo_hand_mesh.pipeline.locator import LocatorSettings
 from stereo_hand_mesh.pipeline.mesh_uv import MeshUVPipeline
 from stereo_hand_mesh.pipeline.overlay import draw_overlay
+from stereo_hand_mesh.pipeline.stereo_input import PreparedPair, StereoInput
 from stereo_hand_mesh.ros.camera_info_conversion import camera_info_msg_to_fields
+from stereo_hand_mesh.ros.hand_mesh_parameters import (
+    HAND_MESH_PARAMETERS,
+    pipeline_settings_from,
+)
 from stereo_hand_mesh.ros.image_conversion import array_to_image_msg, image_msg_to_rgb8
 from stereo_hand_mesh.ros.messages import build_outputs, delete_markers_msg
 from stereo_hand_mesh.ros.node_main import run_node
-from stereo_hand_mesh.ros.parameters import (
-    HAND_MESH_PARAMETERS,
-    ParamSpec,
-    declare_parameters,
-    validate_value,
-)
-from stereo_hand_mesh.ros.sync import SyncSettings, make_synchronizer
+from stereo_hand_mesh.ros.parameters import ParamSpec, declare_parameters, validate_value
+from stereo_hand_mesh.ros.sync import STEREO_INPUT_NAMES, make_stereo_synchronizer
 from stereo_hand_mesh.ros.tf_broadcast import make_tf_broadcaster
 from stereo_hand_mesh.runtime.engine_path import confined_engine_path
 
@@ -71,7 +68,6 @@ __all__ = ["NODE_NAME", "HandMeshNode", "check_frame_prefix", "main", "pipeline_
 
 NODE_NAME = "hand_mesh_node"
 _LOG_EVERY_S = 5.0
-_INPUT_NAMES = ("left image", "left camera_info", "right image", "right camera_info")
 
 
 def check_frame_prefix(prefix: str) -> str:
@@ -83,38 +79,6 @@ def check_frame_prefix(prefix: str) -> str:
             f"spaces (e.g. 'hand_'); got {prefix!r}"
         )
     return prefix
-
-
-def pipeline_settings_from(p: dict[str, Any]) -> PipelineSettings:
-    """PipelineSettings from the node's parameter values."""
-    return PipelineSettings(
-        handedness=p["handedness"],
-        min_confidence=p["min_confidence"],
-        min_presence=p["min_presence"],
-        palm_min_score=p["palm_min_score"],
-        stereo_row_tolerance=p["stereo_row_tolerance"],
-        refine_cold_start=p["refine_cold_start"],
-        published_joints=p["published_joints"],
-        blend_residual_px=p["blend_residual_px"],
-        min_hand_extent_m=p["min_hand_extent_m"],
-        max_hand_extent_m=p["max_hand_extent_m"],
-        confidence_sigma_crop=p["confidence_sigma_crop"],
-        confidence_sigma_m=p["confidence_sigma_m"],
-        confidence_sigma_px=p["confidence_sigma_px"],
-        smoothing=p["smoothing"],
-        filter_min_cutoff_hz=p["filter_min_cutoff_hz"],
-        filter_beta=p["filter_beta"],
-        tracking=p["tracking"],
-        locator=LocatorSettings(
-            margin=p["locator_margin"],
-            min_area_px=p["locator_min_area_px"],
-            max_candidates=p["locator_max_candidates"],
-            max_disparity_px=p["locator_max_disparity_px"],
-            min_match_score=p["locator_min_match_score"],
-            min_tracking_score=p["locator_min_tracking_score"],
-            stereo_candidates=p["locator_stereo_candidates"],
-        ),
-    )
 
 
 @dataclass(frozen=True)
@@ -199,8 +163,7 @@ class HandMeshNode(Node):
         self._log.info(f"backend {self._model.reason}; model {self._model.path}")
         self._throttle = _Throttle(_LOG_EVERY_S)
         self._stats = _Stats()
-        self._rig_cache: dict[bytes, StereoRig] = {}
-        self._maps_cache: dict[bytes, RectificationMaps] = {}
+        self._input = StereoInput(rectify=self._p["rectify"])
         # Header of the mesh RViz shows, or None: the next pair without a mesh deletes it.
         self._shown_header: Any = None
         self._last_mesh_marker_s = -1e9
@@ -215,24 +178,8 @@ class HandMeshNode(Node):
         self._tf = make_tf_broadcaster(self)
 
         suffix = "image_raw" if self._p["rectify"] else "image_rect"
-        self._topics = (
-            f"left/{suffix}",
-            "left/camera_info",
-            f"right/{suffix}",
-            "right/camera_info",
-        )
-        inputs = list(zip((Image, CameraInfo, Image, CameraInfo), self._topics, strict=True))
-        self._sync = make_synchronizer(
-            self,
-            inputs,
-            self._on_set,
-            SyncSettings(
-                queue_size=self._p["queue_size"],
-                approximate=self._p["approximate_sync"],
-                slop_s=self._p["approximate_sync_tolerance_seconds"],
-            ),
-            qos_profile_sensor_data,
-        )
+        self._sync = make_stereo_synchronizer(self, self._on_set, self._p, suffix)
+        self._topics = self._sync.topics
         self.create_subscription(RegionOfInterest, "hand/roi", self._on_roi, 10)
         self.create_service(Trigger, "~/reload_model", self._on_reload)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -376,60 +323,19 @@ class HandMeshNode(Node):
                 self._input_error(type(err).__name__, f"unexpected error on a pair: {err!r}")
                 self._clear_markers(item.left.header)
 
-    def _convert(self, item: _PairMessages) -> tuple[np.ndarray, np.ndarray, StereoRig]:
-        left = image_msg_to_rgb8(item.left)
-        right = image_msg_to_rgb8(item.right)
-        if left.shape != right.shape:
-            raise ShapeError(
-                f"right image expected {left.shape[1]}x{left.shape[0]} (the left size); got "
-                f"{right.shape[1]}x{right.shape[0]}"
-            )
-        # Everything the rig and the rectification maps are built from: a camera_info that
-        # changes only K or R (a recalibration) must not be served stale maps.
-        key = (
-            b"".join(
-                np.asarray(getattr(info, name), dtype=np.float64).tobytes()
-                for info in (item.left_info, item.right_info)
-                for name in ("p", "k", "d", "r")
-            )
-            + f"{item.left_info.width}x{item.left_info.height}".encode()
-            + f"{item.left_info.distortion_model}/{item.right_info.distortion_model}".encode()
+    def _convert(self, item: _PairMessages) -> PreparedPair:
+        return self._input.prepare(
+            image_msg_to_rgb8(item.left),
+            image_msg_to_rgb8(item.right),
+            camera_info_msg_to_fields(item.left_info),
+            camera_info_msg_to_fields(item.right_info),
         )
-        infos = None
-        if self._p["rectify"]:
-            infos = (
-                camera_info_msg_to_fields(item.left_info).validate(),
-                camera_info_msg_to_fields(item.right_info).validate(),
-            )
-            left = self._rectify(left, infos[0], b"L" + key)
-            right = self._rectify(right, infos[1], b"R" + key)
-        rig = self._rig_cache.get(key)
-        if rig is None:
-            if infos is None:
-                infos = (
-                    camera_info_msg_to_fields(item.left_info).validate(),
-                    camera_info_msg_to_fields(item.right_info).validate(),
-                )
-            rig = StereoRig.from_camera_info(*infos)
-            if len(self._rig_cache) > 16:
-                self._rig_cache.clear()
-            self._rig_cache[key] = rig
-        return left, right, rig
-
-    def _rectify(self, image: np.ndarray, info: Any, key: bytes) -> np.ndarray:
-        maps = self._maps_cache.get(key)
-        if maps is None:
-            maps = rectification_maps(info)
-            if len(self._maps_cache) > 16:
-                self._maps_cache.clear()
-            self._maps_cache[key] = maps
-        return rectify(image, maps)
 
     def _process(self, item: _PairMessages) -> None:
         t0 = time.perf_counter()
         header = item.left.header
         try:
-            left, right, rig = self._convert(item)
+            pair = self._convert(item)
         except StereoHandMeshError as err:
             self._input_error(type(err).__name__, str(err))
             self._clear_markers(header)
@@ -439,12 +345,14 @@ class HandMeshNode(Node):
             model.pipeline.update_settings(self._settings)
         stamp_s = header.stamp.sec + header.stamp.nanosec * 1e-9
         try:
-            est = model.pipeline.process(left, right, rig, stamp_s, self._current_roi())
+            est = model.pipeline.process(
+                pair.left, pair.right, pair.rig, stamp_s, self._current_roi()
+            )
         except StereoHandMeshError as err:
             self._input_error(type(err).__name__, str(err))
             self._clear_markers(header)
             return
-        self._publish(est, header, left, rig)
+        self._publish(est, header, pair.left, pair.rig)
         now_ns = self.get_clock().now().nanoseconds
         age_ms = (now_ns - (header.stamp.sec * 10**9 + header.stamp.nanosec)) / 1e6
         self._stats.record((time.perf_counter() - t0) * 1e3, age_ms, est.found)
@@ -522,7 +430,7 @@ class HandMeshNode(Node):
         # input), so that a pair split by the timer tick raises nothing.
         if sets == prev_sets and max(new_msgs) >= 3:
             silent = [
-                f"{_INPUT_NAMES[i]} ({self.resolve_topic_name(self._topics[i])})"
+                f"{STEREO_INPUT_NAMES[i]} ({self.resolve_topic_name(self._topics[i])})"
                 for i, n in enumerate(new_msgs)
                 if n == 0
             ]

@@ -1,7 +1,9 @@
 """Declared node parameters: one table per node, with descriptions, ranges and choices.
 
 Each node declares its :class:`ParamSpec` table with :func:`declare_parameters` (descriptors
-with ranges, so ``ros2 param describe`` shows them). The YAML configs under ``config/`` hold
+with ranges, so ``ros2 param describe`` shows them); ``hand_mesh_node``'s table, whose
+pipeline settings take their defaults from the settings dataclasses, is in
+:mod:`stereo_hand_mesh.ros.hand_mesh_parameters`. The YAML configs under ``config/`` hold
 every key of these tables, and a test checks both ways. :func:`validate_value` enforces
 ranges and choices for values given at start-up (rclpy enforces ranges only on later
 ``set_parameters``) and on changes.
@@ -18,7 +20,7 @@ from stereo_hand_mesh.errors import ConfigError
 
 __all__ = [
     "ADAPTATION_PARAMETERS",
-    "HAND_MESH_PARAMETERS",
+    "SYNC_PARAMETERS",
     "ParamSpec",
     "config_yaml_text",
     "declare_parameters",
@@ -138,7 +140,7 @@ def declare_parameters(node: Any, specs: Sequence[ParamSpec]) -> dict[str, Any]:
 
 
 #: Pairing of the four stereo inputs (both nodes that subscribe them).
-_SYNC = (
+SYNC_PARAMETERS = (
     ParamSpec("queue_size", 10, "messages kept per input while pairing", 1, 1000),
     ParamSpec("approximate_sync", True, "pair by nearest stamps (else exact stamps)"),
     ParamSpec(
@@ -150,242 +152,6 @@ _SYNC = (
     ),
 )
 
-_LOCATOR = (
-    ParamSpec("locator_margin", 1.3, "crop side over the hand's extent", 1.0, 3.0),
-    ParamSpec(
-        "locator_min_area_px", 400, "smallest skin region considered a hand, pixels", 1, 100000
-    ),
-    ParamSpec("locator_max_candidates", 4, "skin regions tried, largest first", 1, 32),
-    ParamSpec(
-        "locator_max_disparity_px",
-        500.0,
-        "largest disparity searched, pixels (nearest hand distance)",
-        8.0,
-        4000.0,
-    ),
-    ParamSpec(
-        "locator_min_match_score",
-        0.3,
-        "smallest left-right normalized cross-correlation accepted",
-        -1.0,
-        1.0,
-    ),
-    ParamSpec(
-        "locator_min_tracking_score",
-        0.5,
-        "smallest match score that keeps tracking (below it: a cold start)",
-        -1.0,
-        1.0,
-    ),
-    ParamSpec(
-        "locator_stereo_candidates",
-        True,
-        "where skin colour fires on the background, also rank candidates by coarse disparity",
-    ),
-)
-
-#: Parameters of ``hand_mesh_node``.
-HAND_MESH_PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec(
-        "model_file_path",
-        "",
-        "hand landmark network (.onnx; .npz for torch), or a legacy mesh model (.onnx/.pt from "
-        "pretrain/adapt); empty = the shipped real-trained networks",
-        applies="reload",
-    ),
-    ParamSpec(
-        "palm_model_file_path",
-        "",
-        "palm detector (.onnx; .npz for torch); empty = the shipped one of keypoint_variant",
-        applies="reload",
-    ),
-    ParamSpec(
-        "keypoint_variant",
-        "auto",
-        "shipped networks: lite (CPU), full (GPU) or auto (full when a GPU runs them)",
-        choices=("auto", "lite", "full"),
-        applies="reload",
-    ),
-    ParamSpec(
-        "engine_file_path",
-        "",
-        "TensorRT engine file (.plan/.engine) inside engine_cache_dir; empty = <model stem>.plan",
-        applies="reload",
-    ),
-    ParamSpec(
-        "engine_cache_dir",
-        "~/.ros/stereo_hand_mesh/engines",
-        "the only directory the node writes TensorRT engines to",
-    ),
-    ParamSpec(
-        "force_engine_update",
-        False,
-        "rebuild the TensorRT engine even if cached",
-        applies="reload",
-    ),
-    ParamSpec("enable_fp16", False, "FP16 for TensorRT and for torch on CUDA", applies="reload"),
-    ParamSpec(
-        "backend",
-        "auto",
-        "inference backend (auto: tensorrt, onnxruntime+CUDA, torch+CUDA, onnxruntime CPU)",
-        choices=("auto", "tensorrt", "onnxruntime", "torch"),
-        applies="reload",
-    ),
-    ParamSpec(
-        "intra_op_threads",
-        0,
-        "ONNX Runtime CPU threads (0 = its default)",
-        0,
-        256,
-        applies="reload",
-    ),
-    *_SYNC,
-    ParamSpec(
-        "rectify",
-        False,
-        "inputs are raw (left/image_raw, right/image_raw): rectify with camera_info D, R, P",
-    ),
-    ParamSpec(
-        "frame_prefix",
-        "hand_",
-        "TF child frame prefix: <frame_prefix><joint_name> (no leading slash, no spaces)",
-        applies="live",
-    ),
-    ParamSpec(
-        "handedness",
-        "right",
-        "hand to fit: right or left",
-        choices=("right", "left"),
-        applies="live",
-    ),
-    ParamSpec(
-        "min_presence",
-        0.5,
-        "below this hand presence (keypoint network) in either view, no mesh",
-        0.0,
-        1.0,
-        applies="live",
-    ),
-    ParamSpec(
-        "palm_min_score",
-        0.5,
-        "palm detector score threshold at a cold start",
-        0.01,
-        0.99,
-        applies="live",
-    ),
-    ParamSpec(
-        "stereo_row_tolerance",
-        0.5,
-        "a right-view palm pairs with the left one within this many palm heights of rows",
-        0.01,
-        10.0,
-        applies="live",
-    ),
-    ParamSpec(
-        "refine_cold_start",
-        True,
-        "at a cold start, re-crop from the first keypoints and run the network again",
-        applies="live",
-    ),
-    ParamSpec(
-        "published_joints",
-        "blended",
-        "joints published: blended (fitted where the template explains the keypoints, else "
-        "triangulated), fitted (the template hand's) or triangulated (keypoints, raw)",
-        choices=("blended", "fitted", "triangulated"),
-        applies="live",
-    ),
-    ParamSpec(
-        "blend_residual_px",
-        8.0,
-        "blended: a fitted joint is published when its reprojection residual is below this, px",
-        0.1,
-        1000.0,
-        applies="live",
-    ),
-    ParamSpec(
-        "min_confidence",
-        0.3,
-        "below this left-right confidence no mesh is published",
-        0.0,
-        1.0,
-        applies="live",
-    ),
-    ParamSpec(
-        "min_hand_extent_m",
-        0.03,
-        "no mesh when its bounding box's second side is shorter (a collapsed mesh), metres",
-        0.0,
-        1.0,
-        applies="live",
-    ),
-    ParamSpec(
-        "max_hand_extent_m",
-        0.4,
-        "no mesh when its bounding box's largest side is longer (no hand is), metres",
-        0.01,
-        10.0,
-        applies="live",
-    ),
-    ParamSpec(
-        "confidence_sigma_crop",
-        0.04,
-        "scale of row disagreement and fit residual in the confidence, fraction of crop side",
-        0.001,
-        1.0,
-        applies="live",
-    ),
-    ParamSpec(
-        "confidence_sigma_m",
-        0.02,
-        "legacy mesh-uv models: left-right 3D distance scale of the confidence, m",
-        1e-4,
-        1.0,
-        applies="live",
-    ),
-    ParamSpec(
-        "confidence_sigma_px",
-        4.0,
-        "legacy mesh-uv models: vertical disparity scale of the confidence, px",
-        0.01,
-        100.0,
-        applies="live",
-    ),
-    ParamSpec(
-        "publish_overlay", False, "publish hand/overlay (left image with skeleton)", applies="live"
-    ),
-    ParamSpec(
-        "markers_max_rate_hz",
-        10.0,
-        "largest rate of the mesh marker (0 = every pair); joints and skeleton every pair",
-        0.0,
-        1000.0,
-        applies="live",
-    ),
-    ParamSpec("smoothing", True, "One Euro filter on the vertices", applies="live"),
-    ParamSpec(
-        "filter_min_cutoff_hz", 1.0, "One Euro minimum cutoff, Hz", 0.01, 100.0, applies="live"
-    ),
-    ParamSpec(
-        "filter_beta", 20.0, "One Euro speed coefficient, 1/m", 0.0, 10000.0, applies="live"
-    ),
-    ParamSpec("tracking", True, "crop the next pair from this pair's keypoints", applies="live"),
-    *(
-        ParamSpec(s.name, s.default, s.description, s.low, s.high, applies="live")
-        for s in _LOCATOR
-    ),
-    ParamSpec(
-        "roi_timeout_s",
-        0.5,
-        "an ROI on hand/roi older than this is ignored, seconds",
-        0.0,
-        60.0,
-        applies="live",
-    ),
-    ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics, seconds", 0.05, 60.0),
-)
-
 #: Parameters of ``adaptation_node``.
 ADAPTATION_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("bag_dir", "~/.ros/stereo_hand_mesh/bags", "where recordings are written"),
@@ -393,7 +159,7 @@ ADAPTATION_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "min_free_mb", 200, "stop recording when free disk space falls below this, MB", 0, 10**7
     ),
-    *_SYNC,
+    *SYNC_PARAMETERS,
     ParamSpec(
         "min_change",
         2.0,
@@ -483,6 +249,7 @@ def config_yaml_text(node_name: str, specs: Sequence[ParamSpec]) -> str:
 
 def node_parameter_tables() -> dict[str, tuple[str, tuple[ParamSpec, ...]]]:
     """Node name -> (config file name, parameter table) of every node of the package."""
+    from stereo_hand_mesh.ros.hand_mesh_parameters import HAND_MESH_PARAMETERS
     from stereo_hand_mesh.ros.stereo_camera_sim import STEREO_CAMERA_SIM_PARAMETERS
 
     return {

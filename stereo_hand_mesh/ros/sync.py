@@ -16,11 +16,23 @@ Messages that leave a queue without being part of an emitted set are counted in
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SyncSettings", "Synchronizer", "make_synchronizer", "message_filters_available"]
+__all__ = [
+    "STEREO_INPUT_NAMES",
+    "SyncSettings",
+    "Synchronizer",
+    "make_stereo_synchronizer",
+    "make_synchronizer",
+    "message_filters_available",
+    "stereo_topics",
+    "sync_settings_from",
+]
+
+#: The four stereo inputs, in the order of a synchronized set (and of the callback's arguments).
+STEREO_INPUT_NAMES = ("left image", "left camera_info", "right image", "right camera_info")
 
 try:  # pragma: no cover - depends on the installation
     import message_filters as _mf
@@ -104,6 +116,7 @@ class Synchronizer:
     Attributes:
         backend: ``"message_filters"`` or ``"fallback"``.
         subscriptions: the underlying subscription objects (to keep them alive).
+        topics: the topic names as given (in ``inputs`` order).
     """
 
     def __init__(
@@ -118,6 +131,7 @@ class Synchronizer:
         self._policy: _FallbackPolicy | None = None
         #: messages received per input (in ``inputs`` order)
         self.received = [0] * len(inputs)
+        self.topics = tuple(topic for _, topic in inputs)
         if prefer_native and _mf is not None:  # pragma: no cover - depends on installation
             subs = [_mf.Subscriber(node, t, topic, qos_profile=qos) for t, topic in inputs]
             if settings.approximate:
@@ -180,3 +194,45 @@ def make_synchronizer(
 ) -> Synchronizer:
     """Subscribe to ``inputs`` [(msg_type, topic), ...] and call ``callback(*msgs)`` per set."""
     return Synchronizer(node, inputs, callback, settings, qos, prefer_native)
+
+
+def sync_settings_from(values: Mapping[str, Any]) -> SyncSettings:
+    """SyncSettings from a node's pairing parameters (``queue_size``, ``approximate_sync``,
+    ``approximate_sync_tolerance_seconds``; see ``SYNC_PARAMETERS`` in
+    :mod:`stereo_hand_mesh.ros.parameters`)."""
+    return SyncSettings(
+        queue_size=values["queue_size"],
+        approximate=values["approximate_sync"],
+        slop_s=values["approximate_sync_tolerance_seconds"],
+    )
+
+
+def stereo_topics(image_suffix: str = "image_rect") -> tuple[str, str, str, str]:
+    """The four relative input topics, in :data:`STEREO_INPUT_NAMES` order:
+    ``left/<image_suffix>``, ``left/camera_info``, ``right/<image_suffix>``,
+    ``right/camera_info``."""
+    return (
+        f"left/{image_suffix}",
+        "left/camera_info",
+        f"right/{image_suffix}",
+        "right/camera_info",
+    )
+
+
+def make_stereo_synchronizer(
+    node: Any,
+    callback: Callable[[Any, Any, Any, Any], None],
+    values: Mapping[str, Any],
+    image_suffix: str = "image_rect",
+) -> Synchronizer:
+    """Subscribe the four stereo inputs (:func:`stereo_topics`, sensor-data QoS) and call
+    ``callback(left, left_info, right, right_info)`` per synchronized set, paired as the
+    node's parameters ``values`` say (:func:`sync_settings_from`)."""
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image
+
+    types = (Image, CameraInfo, Image, CameraInfo)
+    inputs = list(zip(types, stereo_topics(image_suffix), strict=True))
+    return make_synchronizer(
+        node, inputs, callback, sync_settings_from(values), qos_profile_sensor_data
+    )
