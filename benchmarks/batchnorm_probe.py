@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_description
 
-from stereo_hand_mesh.train.common import default_model_path, load_model, predict_meshes
+from stereo_hand_mesh.model.loading import default_model_path, load_model
+from stereo_hand_mesh.train.common import predict_meshes
 from stereo_hand_mesh.train.crops import load_crop_set
 from stereo_hand_mesh.train.evaluate import evaluate_crops
 

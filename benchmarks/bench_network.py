@@ -36,8 +36,8 @@ CROP_PX = 128
 
 def _load(model: Path | None, device: Any, fp16: bool) -> Any:
     """The checkpoint's network pass, in eval mode, on ``device`` (half when ``fp16``)."""
+    from stereo_hand_mesh.model.loading import NetworkPass, load_model
     from stereo_hand_mesh.runtime.base import ModelInfo
-    from stereo_hand_mesh.train.common import NetworkPass, load_model
 
     net, ckpt = load_model(model, device, None)
     info = ModelInfo.from_checkpoint_metadata(ckpt.metadata)

@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_description
 
+from stereo_hand_mesh.model.loading import NetworkPass, load_model
 from stereo_hand_mesh.runtime import default_model_files
 from stereo_hand_mesh.runtime.onnxruntime_backend import OnnxRuntimeBackend
-from stereo_hand_mesh.train.common import NetworkPass, load_model
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,12 +37,7 @@ APPLICATION_LAYERS = ("ros", "cli")
 #: Known upward edges, each with the item that removes it: (importing module, imported module).
 #: Anything not listed here fails; an entry allows exactly one (importer, imported module) pair.
 #: Delete an entry as soon as its edge is gone, so that the edge cannot come back.
-KNOWN_UPWARD_IMPORTS: dict[tuple[str, str], str] = {
-    # runtime -> train: the torch backend and the ONNX export load the network through
-    # train.common (load_model, NetworkPass); issue 15, item 2 moves loading into model/.
-    ("stereo_hand_mesh.runtime.torch_backend", "stereo_hand_mesh.train.common"): "issue 15 item 2",
-    ("stereo_hand_mesh.runtime.export", "stereo_hand_mesh.train.common"): "issue 15 item 2",
-}
+KNOWN_UPWARD_IMPORTS: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from stereo_hand_mesh.errors import CheckpointError, ConfigError
 from stereo_hand_mesh.geometry.batched import project_points
 from stereo_hand_mesh.geometry.branch_meshes import crop_fractions_from_image, meshes_from_uv
 from stereo_hand_mesh.model import MeshNet, MeshNetConfig, save_checkpoint
+from stereo_hand_mesh.model.loading import default_model_path, hand_topology, load_model
 from stereo_hand_mesh.train.adapt import AdaptSettings, adapt
-from stereo_hand_mesh.train.common import default_model_path, hand_topology, load_model
 from stereo_hand_mesh.train.crops import load_crop_set
 from stereo_hand_mesh.train.evaluate import evaluate
 from stereo_hand_mesh.train.pretrain import PretrainSettings, pretrain

@@ -32,7 +32,7 @@ def main() -> int:
 
     import torch
 
-    from stereo_hand_mesh.train.common import load_model
+    from stereo_hand_mesh.model.loading import load_model
 
     ckpt = load_checkpoint(args.model)
     model, _ = load_model(args.model, torch.device("cpu"))

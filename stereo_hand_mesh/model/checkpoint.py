@@ -27,6 +27,7 @@ import torch
 
 from stereo_hand_mesh.errors import CheckpointError
 from stereo_hand_mesh.model.network import MeshNet, MeshNetConfig
+from stereo_hand_mesh.model.preprocess import IMAGENET_NORMALIZATION
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -40,8 +41,6 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "stereo_hand_mesh.checkpoint"
 CHECKPOINT_VERSION = 1
-#: Default input normalization of RGB crops scaled to [0, 1].
-IMAGENET_NORMALIZATION = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 
 
 @dataclass(frozen=True)

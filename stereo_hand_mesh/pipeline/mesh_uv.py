@@ -35,6 +35,7 @@ from stereo_hand_mesh.errors import ConfigError, ModelFileError, ShapeError
 from stereo_hand_mesh.geometry.branch_meshes import meshes_from_uv
 from stereo_hand_mesh.geometry.camera import StereoRig
 from stereo_hand_mesh.geometry.crop import cut_crop
+from stereo_hand_mesh.model.preprocess import normalize_crops
 from stereo_hand_mesh.pipeline.estimator import (
     HandEstimate,
     PipelineSettings,
@@ -42,7 +43,7 @@ from stereo_hand_mesh.pipeline.estimator import (
 )
 from stereo_hand_mesh.pipeline.filter import OneEuroFilter
 from stereo_hand_mesh.pipeline.locator import StereoBoxes, locate_hand
-from stereo_hand_mesh.runtime.base import Backend, ModelInfo, normalize_crops_numpy
+from stereo_hand_mesh.runtime.base import Backend, ModelInfo
 
 __all__ = ["MeshUVPipeline", "joint_regressor_for"]
 
@@ -178,7 +179,7 @@ class MeshUVPipeline:
         t1 = time.perf_counter()
         info = self.backend.info
         crops = np.stack([cut_crop(left, boxes.left), cut_crop(right, boxes.right)])
-        x = normalize_crops_numpy(crops, info)
+        x = normalize_crops(crops, info.normalization, channels_last=True)
         times["crop"] = (time.perf_counter() - t1) * 1e3
         t2 = time.perf_counter()
         uv, _ = self.backend.infer(x)

@@ -5,7 +5,7 @@ Importing this package imports neither torch nor onnxruntime: each backend modul
 its own runtime when it is created (see :func:`create_backend`).
 """
 
-from stereo_hand_mesh.runtime.base import METADATA_KEY, Backend, ModelInfo, normalize_crops_numpy
+from stereo_hand_mesh.runtime.base import METADATA_KEY, Backend, ModelInfo
 from stereo_hand_mesh.runtime.keypoint_info import KEYPOINT_METADATA_KEY, read_keypoint_model_info
 from stereo_hand_mesh.runtime.select import (
     BACKENDS,
@@ -23,6 +23,5 @@ __all__ = [
     "ModelInfo",
     "create_backend",
     "default_model_files",
-    "normalize_crops_numpy",
     "read_keypoint_model_info",
 ]

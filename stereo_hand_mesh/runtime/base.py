@@ -4,8 +4,9 @@ A backend runs the mesh network on one stereo pair's two crops as one batch of t
 returns per-vertex (u, v) in crop fractions (and root-relative depth when the model has the
 monocular head). It never guesses the input size, normalization or topology: they come from
 the checkpoint's metadata or, for ONNX files and engines, from the ONNX metadata written by
-:func:`~stereo_hand_mesh.runtime.export.export_onnx`. This module imports neither torch nor
-onnxruntime.
+:func:`~stereo_hand_mesh.runtime.export.export_onnx`. Every backend takes crops preprocessed by
+:func:`~stereo_hand_mesh.model.preprocess.normalize_crops` with :attr:`ModelInfo.normalization`
+(the function training uses). This module imports neither torch nor onnxruntime.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from stereo_hand_mesh.errors import ModelFileError
 
-__all__ = ["METADATA_KEY", "Backend", "ModelInfo", "normalize_crops_numpy"]
+__all__ = ["METADATA_KEY", "Backend", "ModelInfo"]
 
 #: Key of the ONNX ``metadata_props`` entry holding :class:`ModelInfo` as JSON.
 METADATA_KEY = "stereo_hand_mesh"
@@ -47,6 +48,12 @@ class ModelInfo:
     num_vertices: int
     has_depth_head: bool
     variant: str = "binocular"
+
+    @property
+    def normalization(self) -> dict[str, list[float]]:
+        """The input normalization as a checkpoint stores it, for
+        :func:`~stereo_hand_mesh.model.preprocess.normalize_crops`."""
+        return {"mean": list(self.mean), "std": list(self.std)}
 
     def to_json(self) -> str:
         """JSON text (ONNX metadata)."""
@@ -86,13 +93,6 @@ class ModelInfo:
             has_depth_head=bool(config["monocular"]),
             variant=str(meta.get("variant", "binocular")),
         )
-
-
-def normalize_crops_numpy(crops: np.ndarray, info: ModelInfo) -> np.ndarray:
-    """(N, S, S, 3) uint8 RGB crops -> (N, 3, S, S) float32 network input."""
-    x = crops.astype(np.float32) * np.float32(1.0 / 255.0)
-    x = (x - np.asarray(info.mean, np.float32)) / np.asarray(info.std, np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
 @runtime_checkable

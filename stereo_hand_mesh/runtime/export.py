@@ -45,7 +45,7 @@ def export_onnx(
     import onnx
     import torch
 
-    from stereo_hand_mesh.train.common import NetworkPass, load_model
+    from stereo_hand_mesh.model.loading import NetworkPass, load_model
 
     if opset < 17:
         raise ModelFileError(f"ONNX opset expected >= 17; got {opset}")

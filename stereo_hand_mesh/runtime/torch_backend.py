@@ -37,7 +37,7 @@ class TorchBackend:
         import torch
 
         from stereo_hand_mesh.model.device import resolve_device
-        from stereo_hand_mesh.train.common import NetworkPass, load_model
+        from stereo_hand_mesh.model.loading import NetworkPass, load_model
 
         self._torch = torch
         self.device = resolve_device(device)
