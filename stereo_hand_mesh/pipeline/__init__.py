@@ -27,6 +27,7 @@ from stereo_hand_mesh.pipeline.locator import (
 from stereo_hand_mesh.pipeline.mesh_uv import MeshUVPipeline, joint_regressor_for
 from stereo_hand_mesh.pipeline.skin import crop_boxes_from_masks, skin_mask, stereo_crop_boxes
 from stereo_hand_mesh.pipeline.stereo_input import PreparedPair, StereoInput, camera_info_key
+from stereo_hand_mesh.pipeline.stream import LogThrottle, NewestOnlyWorker, PairStatistics
 
 __all__ = [
     "HANDEDNESS",
@@ -36,8 +37,11 @@ __all__ = [
     "HandFit",
     "HandMeshPipeline",
     "LocatorSettings",
+    "LogThrottle",
     "MeshUVPipeline",
+    "NewestOnlyWorker",
     "OneEuroFilter",
+    "PairStatistics",
     "PipelineChoice",
     "PipelineSettings",
     "PreparedPair",

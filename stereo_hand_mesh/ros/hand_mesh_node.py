@@ -6,6 +6,10 @@ the diagnostics timer.
 Synchronized sets go into a one-slot mailbox; a worker thread takes the newest set, runs the
 pipeline and publishes. A set replaced in the mailbox before the worker took it counts as a
 dropped pair (the node always works on the newest pair, so latency stays bounded under load).
+The ROS-free parts live in the pipeline layer: the worker, statistics and log throttle in
+:mod:`stereo_hand_mesh.pipeline.stream`, the input checks, rectification and rig (cached on
+the camera_info contents) in :mod:`stereo_hand_mesh.pipeline.stereo_input`; this module
+subscribes, converts messages, publishes and reports diagnostics.
 
 Inputs (relative names, SensorDataQoS): ``left/image_rect``, ``left/camera_info``,
 ``right/image_rect``, ``right/camera_info`` (``left/image_raw`` and ``right/image_raw`` with
@@ -31,7 +35,6 @@ import statistics
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +54,7 @@ from stereo_hand_mesh.pipeline.factory import create_pipeline
 from stereo_hand_mesh.pipeline.mesh_uv import MeshUVPipeline
 from stereo_hand_mesh.pipeline.overlay import draw_overlay
 from stereo_hand_mesh.pipeline.stereo_input import PreparedPair, StereoInput
+from stereo_hand_mesh.pipeline.stream import LogThrottle, NewestOnlyWorker, PairStatistics
 from stereo_hand_mesh.ros.camera_info_conversion import camera_info_msg_to_fields
 from stereo_hand_mesh.ros.hand_mesh_parameters import (
     HAND_MESH_PARAMETERS,
@@ -98,52 +102,6 @@ class _Model:
     files: str  # the files served, " + "-separated
 
 
-class _Throttle:
-    """At most one log line per key every ``period_s``; counts what it held back."""
-
-    def __init__(self, period_s: float) -> None:
-        self._period = period_s
-        self._last: dict[str, float] = {}
-        self._held: dict[str, int] = {}
-
-    def __call__(self, key: str) -> int | None:
-        """None to stay quiet, else the number of suppressed occurrences since the last."""
-        now = time.monotonic()
-        if now - self._last.get(key, -1e9) < self._period:
-            self._held[key] = self._held.get(key, 0) + 1
-            return None
-        self._last[key] = now
-        return self._held.pop(key, 0)
-
-
-class _Stats:
-    """Counters and the recent latencies for /diagnostics."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.sets = 0
-        self.processed = 0
-        self.meshes = 0
-        self.without_mesh = 0
-        self.mailbox_dropped = 0
-        self.input_errors = 0
-        self.last_result = "waiting for the first stereo pair"
-        self.last_error = ""
-        self.window: deque[tuple[float, float, float, bool]] = deque(maxlen=4096)
-
-    def record(self, processing_ms: float, age_ms: float, found: bool) -> None:
-        with self.lock:
-            self.processed += 1
-            self.meshes += int(found)
-            self.without_mesh += int(not found)
-            self.window.append((time.monotonic(), processing_ms, age_ms, found))
-
-    def recent(self, period_s: float) -> list[tuple[float, float, float, bool]]:
-        since = time.monotonic() - period_s
-        with self.lock:
-            return [w for w in self.window if w[0] >= since]
-
-
 class HandMeshNode(Node):
     """The hand mesh node (see the module docstring).
 
@@ -161,8 +119,8 @@ class HandMeshNode(Node):
         self._model = self._load_model(self._p)
         self._log = self.get_logger()
         self._log.info(f"backend {self._model.reason}; model {self._model.path}")
-        self._throttle = _Throttle(_LOG_EVERY_S)
-        self._stats = _Stats()
+        self._throttle = LogThrottle(_LOG_EVERY_S)
+        self._stats = PairStatistics()
         self._input = StereoInput(rectify=self._p["rectify"])
         # Header of the mesh RViz shows, or None: the next pair without a mesh deletes it.
         self._shown_header: Any = None
@@ -186,11 +144,9 @@ class HandMeshNode(Node):
         self._diag_prev = (list(self._sync.received), 0)
         self._diag_timer = self.create_timer(self._p["diagnostics_period_s"], self._diagnose)
 
-        self._cond = threading.Condition()
-        self._mailbox: _PairMessages | None = None
-        self._stop = False
-        self._worker = threading.Thread(target=self._work, name="hand_mesh_worker", daemon=True)
-        self._worker.start()
+        self._worker: NewestOnlyWorker[_PairMessages] = NewestOnlyWorker(
+            self._process, self._on_pair_error, "hand_mesh_worker"
+        )
         self._log.info(
             f"waiting for {', '.join(self.resolve_topic_name(t) for t in self._topics)} "
             f"(sync: {self._sync.backend}, tf: {type(self._tf).__name__})"
@@ -274,12 +230,10 @@ class HandMeshNode(Node):
 
     def _on_set(self, left: Any, left_info: Any, right: Any, right_info: Any) -> None:
         item = _PairMessages(left, left_info, right, right_info, time.monotonic())
-        with self._cond:
-            if self._mailbox is not None:
-                self._stats.mailbox_dropped += 1
-            self._mailbox = item
+        replaced = self._worker.put(item)
+        with self._stats.lock:
+            self._stats.mailbox_dropped += int(replaced)
             self._stats.sets += 1
-            self._cond.notify()
 
     def _on_roi(self, msg: Any) -> None:
         side = float(max(msg.width, msg.height))
@@ -309,19 +263,9 @@ class HandMeshNode(Node):
 
     # ------------------------------------------------------------------ worker
 
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                while self._mailbox is None and not self._stop:
-                    self._cond.wait(0.5)
-                if self._stop:
-                    return
-                item, self._mailbox = self._mailbox, None
-            try:
-                self._process(item)
-            except Exception as err:  # the worker must survive anything a pair brings
-                self._input_error(type(err).__name__, f"unexpected error on a pair: {err!r}")
-                self._clear_markers(item.left.header)
+    def _on_pair_error(self, item: _PairMessages, err: Exception) -> None:
+        self._input_error(type(err).__name__, f"unexpected error on a pair: {err!r}")
+        self._clear_markers(item.left.header)
 
     def _convert(self, item: _PairMessages) -> PreparedPair:
         return self._input.prepare(
@@ -503,10 +447,7 @@ class HandMeshNode(Node):
 
     def shutdown(self) -> None:
         """Stop the worker thread."""
-        with self._cond:
-            self._stop = True
-            self._cond.notify()
-        self._worker.join(timeout=5.0)
+        self._worker.stop(timeout_s=5.0)
 
 
 def _marker_type() -> type:
