@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             order = torch.randperm(len(train), generator=torch.Generator().manual_seed(p))
             for s in range(0, len(train) - args.batch_size + 1, args.batch_size):
                 rows = order[s : s + args.batch_size]
-                predict_meshes(model, train, rows, device, "binocular", normalization=norm)
+                predict_meshes(model, train.batch(rows, device), "binocular", normalization=norm)
     model.eval()
     after = evaluate_crops(model, test, device, "binocular", normalization=norm)["metrics"]
     payload = {

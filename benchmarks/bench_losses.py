@@ -33,7 +33,7 @@ from machine import machine_description, percentile
 from stereo_hand_mesh.geometry import CropBox, StereoRig
 from stereo_hand_mesh.geometry.camera_info import CameraInfoFields
 from stereo_hand_mesh.losses import (
-    StereoCrops,
+    StereoCropBatch,
     StereoLossSettings,
     stereo_self_supervised_loss,
 )
@@ -87,7 +87,7 @@ def _rotation(gen: torch.Generator) -> torch.Tensor:
 
 def make_batch(
     verts: torch.Tensor, faces: torch.Tensor, batch: int, size: int, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, StereoCrops]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, StereoCropBatch]:
     """Posed meshes (truth, estimates for both branches, pseudo-labels) and their crops."""
     gen = torch.Generator().manual_seed(seed)
     rig = stb_rig()
@@ -119,7 +119,7 @@ def make_batch(
     shift = torch.tensor([rig.baseline, 0.0, 0.0])
     mask_l = rasterize(truth, faces, crop_intrinsics(k, box_l, size), (size, size)).mask
     mask_r = rasterize(truth - shift, faces, crop_intrinsics(k_r, box_r, size), (size, size)).mask
-    crops = StereoCrops(
+    crops = StereoCropBatch(
         image_left=torch.rand(batch, 3, size, size, generator=gen),
         image_right=torch.rand(batch, 3, size, size, generator=gen),
         mask_left=mask_l.float(),
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     verts, faces, mesh_desc = hand_mesh(args.mesh)
     est_l, est_r, pseudo_l, pseudo_r, crops = make_batch(verts, faces, args.batch, args.size)
     move = lambda t: t.to(device)  # noqa: E731
-    crops = StereoCrops(**{k: move(v) for k, v in crops.__dict__.items()})
+    crops = StereoCropBatch(**{k: move(v) for k, v in crops.__dict__.items()})
     faces = move(faces)
     est_l = move(est_l).requires_grad_(True)
     est_r = move(est_r).requires_grad_(True)

@@ -22,7 +22,7 @@ from stereo_hand_mesh.losses import (
     MaskLoss,
     NormalConsistencyLoss,
     PhotoConsistencyLoss,
-    StereoCrops,
+    StereoCropBatch,
     StereoLossSettings,
     StereoLossTerms,
     StereoLossWeights,
@@ -326,10 +326,10 @@ def test_photo_consistency_is_minimal_at_the_true_depth(device: torch.device) ->
     mask = torch.zeros(1, size, size)
     mask[:, 12:-12, 12:-12] = 1.0  # keep away from the crops' borders
     k = torch.tensor([[FX, FX, CX, CY]])
-    crops = StereoCrops(
+    crops = StereoCropBatch(
         img_l, img_r, mask, mask.clone(), box_l, box_r, k, k.clone(), torch.tensor([BASELINE])
     )
-    crops = StereoCrops(**{name: t.to(device) for name, t in crops.__dict__.items()})
+    crops = StereoCropBatch(**{name: t.to(device) for name, t in crops.__dict__.items()})
     only_photo = StereoLossWeights(
         photo=1.0, edge=0.0, laplacian=0.0, mask=0.0, chamfer=0.0, normal=0.0
     )
@@ -405,14 +405,14 @@ def test_mask_window_gives_the_full_crop_result(device: torch.device) -> None:
 # ------------------------------------------------------------------------- total
 
 
-def make_crops(batch: int, size: int, device: torch.device) -> StereoCrops:
+def make_crops(batch: int, size: int, device: torch.device) -> StereoCropBatch:
     gen = torch.Generator().manual_seed(9)
     k = torch.tensor([[FX, FX, CX, CY]]).repeat(batch, 1)
     box_l = torch.tensor([[CX - 100.0, CY - 100.0, 200.0]]).repeat(batch, 1)
     box_r = box_l - torch.tensor([[FX * BASELINE / 0.5, 0.0, 0.0]])
     mask = torch.zeros(batch, size, size)
     mask[:, size // 4 : -size // 4, size // 3 : -size // 3] = 1.0
-    crops = StereoCrops(
+    crops = StereoCropBatch(
         torch.rand(batch, 3, size, size, generator=gen),
         torch.rand(batch, 3, size, size, generator=gen),
         mask,
@@ -423,7 +423,37 @@ def make_crops(batch: int, size: int, device: torch.device) -> StereoCrops:
         k.clone(),
         torch.full((batch,), BASELINE),
     )
-    return StereoCrops(**{name: t.to(device) for name, t in crops.__dict__.items()})
+    return StereoCropBatch(**{name: t.to(device) for name, t in crops.__dict__.items()})
+
+
+def test_crop_batch_takes_rows_as_float_loss_input(device: torch.device) -> None:
+    gen = torch.Generator().manual_seed(11)
+    n, size = 5, 8
+    cut = StereoCropBatch(
+        torch.randint(0, 256, (n, 3, size, size), generator=gen, dtype=torch.uint8),
+        torch.randint(0, 256, (n, 3, size, size), generator=gen, dtype=torch.uint8),
+        torch.randint(0, 2, (n, size, size), generator=gen, dtype=torch.uint8),
+        torch.randint(0, 2, (n, size, size), generator=gen, dtype=torch.uint8),
+        torch.rand(n, 3, generator=gen, dtype=torch.float64) * 100,
+        torch.rand(n, 3, generator=gen, dtype=torch.float64) * 100,
+        torch.rand(n, 4, generator=gen, dtype=torch.float64) * 100,
+        torch.rand(n, 4, generator=gen, dtype=torch.float64) * 100,
+        torch.rand(n, generator=gen, dtype=torch.float64),
+    )
+    rows = torch.tensor([3, 0, 3])
+    step = cut.batch(rows, device)
+    assert type(step) is StereoCropBatch and step.batch_size == 3 and step.size == size
+    for name, value in step.__dict__.items():
+        assert value.dtype == torch.float32 and value.device.type == device.type, name
+        source = getattr(cut, name)
+        scale = 255.0 if name.startswith("image") else 1.0
+        for i, row in enumerate(rows.tolist()):  # naive reference, one pair at a time
+            want = source[row].to(torch.float32) / scale
+            got = value[i].cpu()
+            assert torch.equal(got, want), f"{name}[{i}]: max diff {(got - want).abs().max()}"
+    # Float images are taken as they are (already in [0, 1]).
+    again = step.batch(torch.tensor([0]), device)
+    assert torch.equal(again.image_left, step.image_left[:1])
 
 
 def test_total_loss_terms_and_gradients(device: torch.device) -> None:
@@ -536,7 +566,7 @@ def test_loss_shape_errors() -> None:
         )
     crops = make_crops(2, 16, torch.device("cpu"))
     with pytest.raises(ShapeError, match=r"mask_right expected shape \(2, 16, 16\)"):
-        StereoCrops(**{**crops.__dict__, "mask_right": torch.zeros(2, 16)})
+        StereoCropBatch(**{**crops.__dict__, "mask_right": torch.zeros(2, 16)})
     with pytest.raises(ShapeError, match=r"verts_left expected shape \(2, V, 3\)"):
         stereo_self_supervised_loss(a[0], b[0], a[0], b[0], faces, crops)
     with pytest.raises(

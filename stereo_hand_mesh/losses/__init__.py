@@ -28,7 +28,7 @@ from stereo_hand_mesh.losses.photometric import (
     warp_from_other_view,
 )
 from stereo_hand_mesh.losses.stereo import (
-    StereoCrops,
+    StereoCropBatch,
     StereoLossSettings,
     StereoLossTerms,
     StereoLossWeights,
@@ -44,7 +44,7 @@ __all__ = [
     "MeshTopology",
     "NormalConsistencyLoss",
     "PhotoConsistencyLoss",
-    "StereoCrops",
+    "StereoCropBatch",
     "StereoLossSettings",
     "StereoLossTerms",
     "StereoLossWeights",

@@ -42,7 +42,7 @@ from stereo_hand_mesh.render.rasterizer import RasterSettings
 from stereo_hand_mesh.render.silhouette import SoftRasterSettings, rasterize_with_silhouette
 
 __all__ = [
-    "StereoCrops",
+    "StereoCropBatch",
     "StereoLossSettings",
     "StereoLossTerms",
     "StereoLossWeights",
@@ -123,13 +123,20 @@ class StereoLossSettings:
 
 
 @dataclass(frozen=True)
-class StereoCrops:
-    """A batch of B stereo pairs, cropped, with their geometry.
+class StereoCropBatch:
+    """B stereo pairs cut into square crops of side S, with the geometry of the cuts.
+
+    The one crop type of training, from the crops to the losses: a crop set
+    (:class:`~stereo_hand_mesh.train.crops.CropSet`, every pair of a source, uint8 on the
+    CPU, plus its labels) is one, and :meth:`batch` takes a step's pairs from it as the
+    float input of :func:`stereo_self_supervised_loss` and of the network. Not the product
+    pipeline's rotated crops (:class:`stereo_hand_mesh.pipeline.estimator.StereoCrops`).
 
     Attributes:
-        image_left: (B, C, S, S) left crops in [0, 1].
-        image_right: (B, C, S, S) right crops in [0, 1].
-        mask_left: (B, S, S) hand (skin) mask of the left crops in [0, 1].
+        image_left: (B, C, S, S) left crops: uint8 0-255 as cut, or float in [0, 1] (what
+            the loss reads; :meth:`batch` converts).
+        image_right: (B, C, S, S) right crops, the same type.
+        mask_left: (B, S, S) hand (skin) mask of the left crops, 0/1 (uint8) or in [0, 1].
         mask_right: (B, S, S) hand mask of the right crops.
         box_left: (B, 3) left crop boxes ``[x0, y0, side]``, pixels of the full rectified
             left image (:meth:`~stereo_hand_mesh.geometry.CropBox.as_array`).
@@ -138,6 +145,23 @@ class StereoCrops:
             left image.
         intrinsics_right: (B, 4) or (B, 3, 3) of the right image (same fx, fy, cy).
         baseline: (B,) metres.
+
+    Examples:
+        >>> import torch
+        >>> pairs = StereoCropBatch(
+        ...     image_left=torch.zeros(4, 3, 8, 8, dtype=torch.uint8),
+        ...     image_right=torch.zeros(4, 3, 8, 8, dtype=torch.uint8),
+        ...     mask_left=torch.zeros(4, 8, 8, dtype=torch.uint8),
+        ...     mask_right=torch.zeros(4, 8, 8, dtype=torch.uint8),
+        ...     box_left=torch.zeros(4, 3, dtype=torch.float64),
+        ...     box_right=torch.zeros(4, 3, dtype=torch.float64),
+        ...     intrinsics_left=torch.zeros(4, 4, dtype=torch.float64),
+        ...     intrinsics_right=torch.zeros(4, 4, dtype=torch.float64),
+        ...     baseline=torch.zeros(4, dtype=torch.float64),
+        ... )
+        >>> step = pairs.batch(torch.tensor([0, 2]), torch.device("cpu"))
+        >>> step.batch_size, step.image_left.dtype
+        (2, torch.float32)
     """
 
     image_left: Tensor
@@ -171,6 +195,39 @@ class StereoCrops:
     def size(self) -> int:
         """Crop side S, pixels."""
         return self.image_left.shape[-1]
+
+    def batch(self, rows: Tensor, device: torch.device) -> StereoCropBatch:
+        """The pairs at ``rows`` on ``device``, every field float32: the loss's input.
+
+        uint8 images are scaled to [0, 1] (float32, then divided by 255); everything else
+        keeps its values.
+
+        Args:
+            rows: (B',) int64 positions of the pairs.
+            device: where the batch goes.
+
+        Returns:
+            A :class:`StereoCropBatch` of B' pairs (only the nine crop fields, whatever
+            subclass ``self`` is).
+        """
+
+        def pick(t: Tensor) -> Tensor:
+            return t.index_select(0, rows).to(device=device, dtype=torch.float32)
+
+        def pick_image(t: Tensor) -> Tensor:
+            return pick(t) / 255.0 if t.dtype == torch.uint8 else pick(t)
+
+        return StereoCropBatch(
+            image_left=pick_image(self.image_left),
+            image_right=pick_image(self.image_right),
+            mask_left=pick(self.mask_left),
+            mask_right=pick(self.mask_right),
+            box_left=pick(self.box_left),
+            box_right=pick(self.box_right),
+            intrinsics_left=pick(self.intrinsics_left),
+            intrinsics_right=pick(self.intrinsics_right),
+            baseline=pick(self.baseline),
+        )
 
 
 @dataclass(frozen=True)
@@ -216,7 +273,7 @@ def stereo_self_supervised_loss(
     pseudo_left: Tensor,
     pseudo_right: Tensor,
     faces: Tensor,
-    crops: StereoCrops,
+    crops: StereoCropBatch,
     settings: StereoLossSettings | None = None,
 ) -> StereoLossTerms:
     """All six losses of the seed paper over both branches, and their weighted total (eq. 10).
@@ -230,7 +287,8 @@ def stereo_self_supervised_loss(
         pseudo_left: (B, V, 3) pseudo-label of the left branch (frozen pre-trained model).
         pseudo_right: (B, V, 3) pseudo-label of the right branch.
         faces: (F, 3) int64 topology shared by all meshes.
-        crops: the stereo crops, masks and geometry.
+        crops: the stereo crops, masks and geometry; images float in [0, 1] (see
+            :meth:`StereoCropBatch.batch`).
         settings: weights and rendering settings; defaults to ``StereoLossSettings()``.
 
     Returns:
@@ -338,7 +396,7 @@ class StereoSelfSupervisedLoss(nn.Module):
         verts_right: Tensor,
         pseudo_left: Tensor,
         pseudo_right: Tensor,
-        crops: StereoCrops,
+        crops: StereoCropBatch,
     ) -> StereoLossTerms:
         """See :func:`stereo_self_supervised_loss`."""
         return stereo_self_supervised_loss(

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from stereo_hand_mesh.errors import ConfigError
-from stereo_hand_mesh.losses import StereoCrops, StereoLossSettings, StereoLossWeights
+from stereo_hand_mesh.losses import StereoLossSettings, StereoLossWeights
 from stereo_hand_mesh.losses.stereo import stereo_self_supervised_loss
 from stereo_hand_mesh.model.checkpoint import (
     load_checkpoint,
@@ -147,23 +147,6 @@ def pseudo_labels(
     return predict_all_meshes(model, crops, device, variant, batch_size, normalization, topology)
 
 
-def _stereo_crops(crops: CropSet, rows: Tensor, device: torch.device) -> StereoCrops:
-    def f(t: Tensor) -> Tensor:
-        return t.index_select(0, rows).to(device=device, dtype=torch.float32)
-
-    return StereoCrops(
-        image_left=f(crops.image_left) / 255.0,
-        image_right=f(crops.image_right) / 255.0,
-        mask_left=f(crops.mask_left),
-        mask_right=f(crops.mask_right),
-        box_left=f(crops.box_left),
-        box_right=f(crops.box_right),
-        intrinsics_left=f(crops.k_left),
-        intrinsics_right=f(crops.k_right),
-        baseline=f(crops.baseline),
-    )
-
-
 def adapt_crops(
     crops: CropSet,
     init_model: MeshNet,
@@ -257,16 +240,15 @@ def adapt_crops(
         for group in opt.param_groups:
             group["lr"] = settings.lr * min(1.0, (step + 1) / warm)
         rows = dist.shard(batches_of_step(len(crops), settings.batch_size, settings.seed, step))
-        meshes = predict_meshes(
-            net, crops, rows, device, settings.variant, normalization=norm, topology=topo
-        )
+        batch = crops.batch(rows, device)
+        meshes = predict_meshes(net, batch, settings.variant, normalization=norm, topology=topo)
         terms = stereo_self_supervised_loss(
             meshes.left,
             meshes.right,
             pseudo_l.index_select(0, rows).to(device),
             pseudo_r.index_select(0, rows).to(device),
             faces,
-            _stereo_crops(crops, rows, device),
+            batch,
             loss_settings,
         )
         opt.zero_grad(set_to_none=True)

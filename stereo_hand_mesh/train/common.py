@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from stereo_hand_mesh.errors import ConfigError
 from stereo_hand_mesh.geometry.branch_meshes import BranchMeshes, meshes_from_uv
+from stereo_hand_mesh.losses.stereo import StereoCropBatch
 from stereo_hand_mesh.model.checkpoint import Checkpoint, load_checkpoint
 from stereo_hand_mesh.model.device import resolve_device
 from stereo_hand_mesh.model.loading import (
@@ -50,6 +51,7 @@ __all__ = [
     "hand_topology",
     "init_distributed",
     "load_model",
+    "meshes_from_crop_uv",
     "normalize_crops",
     "predict_meshes",
     "resolve_device",
@@ -58,64 +60,70 @@ __all__ = [
 ]
 
 
+def meshes_from_crop_uv(
+    uv: Tensor,
+    batch: StereoCropBatch,
+    rel_depth: Tensor | None = None,
+    root_weights: Tensor | None = None,
+) -> BranchMeshes:
+    """Both branches' meshes from one network pass over a batch's left then right crops.
+
+    Args:
+        uv: (2B, V, 2) crop fractions of ``[left crops; right crops]``.
+        batch: the B pairs' crops and geometry (float, on the device of ``uv``; see
+            :meth:`~stereo_hand_mesh.losses.StereoCropBatch.batch`).
+        rel_depth: (2B, V) root-relative depths of the monocular head, metres, or None.
+        root_weights: (V,) the wrist row of the joint regressor; needed with ``rel_depth``.
+
+    Returns:
+        :class:`BranchMeshes`, metres, left optical frame (eq. 1).
+    """
+    size = batch.batch_size
+    rel_l, rel_r = (None, None) if rel_depth is None else (rel_depth[:size], rel_depth[size:])
+    return meshes_from_uv(
+        uv[:size],
+        uv[size:],
+        batch.box_left,
+        batch.box_right,
+        batch.intrinsics_left,
+        batch.intrinsics_right,
+        batch.baseline,
+        rel_l,
+        rel_r,
+        root_weights,
+    )
+
+
 def predict_meshes(
     model: MeshNet | nn.Module,
-    crops: CropSet,
-    rows: Tensor,
-    device: torch.device,
+    batch: StereoCropBatch,
     variant: str = "binocular",
-    images: tuple[Tensor, Tensor] | None = None,
     normalization: dict[str, Any] | None = None,
     topology: HandTopology | None = None,
 ) -> BranchMeshes:
-    """Run the network on both views of the pairs ``rows`` (one batch of 2B) -> meshes.
+    """Run the network on both views of a batch's pairs (one batch of 2B) -> meshes.
 
     Args:
         model: a :class:`MeshNet`, or a :class:`NetworkPass` (possibly wrapped in
             DistributedDataParallel) whose variant is used; its mode is left as it is.
-        crops: the crop set.
-        rows: (B,) int64 positions in ``crops``.
-        device: where to run.
+        batch: the pairs, on the device to run on (``crops.batch(rows, device)``).
         variant: ``"binocular"`` (z from disparity) or ``"monocular"`` (root depth from
             disparity plus the network's root-relative depth; needs the depth head).
             Ignored for a :class:`NetworkPass`.
-        images: optional ((B, 3, S, S), (B, 3, S, S)) already loaded [0, 1] float crops on
-            ``device``.
         normalization: the checkpoint's input normalization.
         topology: the hand topology (its wrist row weights the monocular root); default
             the template hand.
 
     Returns:
-        :class:`BranchMeshes` on ``device``.
+        :class:`BranchMeshes` on the batch's device.
     """
     net = model if not isinstance(model, MeshNet) else NetworkPass(model, variant)
-    if images is None:
-        left = crops.image_left.index_select(0, rows).to(device)
-        right = crops.image_right.index_select(0, rows).to(device)
-    else:
-        left, right = images
-    batch = left.shape[0]
-    uv, rel = net(normalize_crops(torch.cat([left, right]), normalization))
-    rel_l = rel_r = root = None
+    images = torch.cat([batch.image_left, batch.image_right])
+    uv, rel = net(normalize_crops(images, normalization))
+    root = None
     if rel is not None:
-        rel_l, rel_r = rel[:batch], rel[batch:]
-        root = (topology or hand_topology()).regressor[0].to(device)
-
-    def geo(t: Tensor) -> Tensor:
-        return t.index_select(0, rows).to(device=device, dtype=torch.float32)
-
-    return meshes_from_uv(
-        uv[:batch],
-        uv[batch:],
-        geo(crops.box_left),
-        geo(crops.box_right),
-        geo(crops.k_left),
-        geo(crops.k_right),
-        geo(crops.baseline),
-        rel_l,
-        rel_r,
-        root,
-    )
+        root = (topology or hand_topology()).regressor[0].to(images.device)
+    return meshes_from_crop_uv(uv, batch, rel, root)
 
 
 @torch.no_grad()
@@ -138,9 +146,7 @@ def predict_all_meshes(
     lefts, rights = [], []
     for start in range(0, len(crops), batch_size):
         rows = torch.arange(start, min(start + batch_size, len(crops)))
-        meshes = predict_meshes(
-            model, crops, rows, device, variant, normalization=normalization, topology=topology
-        )
+        meshes = predict_meshes(model, crops.batch(rows, device), variant, normalization, topology)
         lefts.append(meshes.left.cpu())
         rights.append(meshes.right.cpu())
     model.train(was)

@@ -22,6 +22,7 @@ from stereo_hand_mesh.data.sources import iter_stereo_samples
 from stereo_hand_mesh.errors import ConfigError, DataError
 from stereo_hand_mesh.geometry.camera import StereoRig
 from stereo_hand_mesh.geometry.crop import CropBox, cut_crop
+from stereo_hand_mesh.losses.stereo import StereoCropBatch
 from stereo_hand_mesh.pipeline.skin import crop_boxes_from_masks, skin_mask, stereo_crop_boxes
 
 __all__ = [
@@ -36,8 +37,12 @@ BOX_SOURCES = ("masks", "ground_truth")
 
 
 @dataclass(frozen=True)
-class CropSet:
-    """N stereo pairs as square crops of side S, with their geometry (CPU tensors).
+class CropSet(StereoCropBatch):
+    """N stereo pairs as square crops of side S, their geometry and labels (CPU tensors).
+
+    The crop type the losses read (:class:`~stereo_hand_mesh.losses.StereoCropBatch`) over
+    every pair of a source, with its labels; ``crops.batch(rows, device)`` takes a step's
+    pairs from it as the float32 input of the network and the losses.
 
     Attributes:
         image_left: (N, 3, S, S) uint8 RGB left crops.
@@ -46,8 +51,8 @@ class CropSet:
         mask_right: (N, S, S) uint8 0/1 hand mask of the right crops.
         box_left: (N, 3) float64 ``[x0, y0, side]`` in left image pixels.
         box_right: (N, 3) float64 in right image pixels.
-        k_left: (N, 4) float64 ``[fx, fy, cx, cy]`` of the rectified left image.
-        k_right: (N, 4) float64 of the right image.
+        intrinsics_left: (N, 4) float64 ``[fx, fy, cx, cy]`` of the rectified left image.
+        intrinsics_right: (N, 4) float64 of the right image.
         baseline: (N,) float64 metres.
         index: (N,) int64 position of each pair in its source.
         vertices: (N, V, 3) float32 ground-truth vertices (metres, left frame) or None.
@@ -57,15 +62,6 @@ class CropSet:
             left ones and the baseline is 0; only pretraining accepts such a set.
     """
 
-    image_left: Tensor
-    image_right: Tensor
-    mask_left: Tensor
-    mask_right: Tensor
-    box_left: Tensor
-    box_right: Tensor
-    k_left: Tensor
-    k_right: Tensor
-    baseline: Tensor
     index: Tensor
     vertices: Tensor | None = None
     joints: Tensor | None = None
@@ -75,17 +71,12 @@ class CropSet:
     def __len__(self) -> int:
         return int(self.image_left.shape[0])
 
-    @property
-    def size(self) -> int:
-        """Crop side S, pixels."""
-        return int(self.image_left.shape[-1])
-
     def without_ground_truth(self) -> CropSet:
         """The same set with the ground-truth fields dropped."""
         return replace(self, vertices=None, joints=None)
 
     def subset(self, rows: Tensor) -> CropSet:
-        """The pairs at ``rows`` (int64 positions)."""
+        """The pairs at ``rows`` (int64 positions), as they are (CPU, own dtypes)."""
         pick = {
             name: (None if value is None else value.index_select(0, rows))
             for name, value in self.__dict__.items()
@@ -213,8 +204,8 @@ def build_crop_set(
         mask_right=stack("mr", torch.uint8),
         box_left=stack("bl", torch.float64),
         box_right=stack("br", torch.float64),
-        k_left=stack("kl", torch.float64),
-        k_right=stack("kr", torch.float64),
+        intrinsics_left=stack("kl", torch.float64),
+        intrinsics_right=stack("kr", torch.float64),
         baseline=stack("b", torch.float64),
         index=stack("i", torch.int64),
         vertices=stack("v", torch.float32) if ground_truth else None,
@@ -295,8 +286,8 @@ def build_monocular_crop_set(
         mask_right=mask_t,
         box_left=box_t,
         box_right=box_t,
-        k_left=k_t,
-        k_right=k_t,
+        intrinsics_left=k_t,
+        intrinsics_right=k_t,
         baseline=torch.zeros(len(image), dtype=torch.float64),
         index=stack("n", torch.int64),
         vertices=stack("v", torch.float32),

@@ -18,7 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from stereo_hand_mesh.errors import ConfigError
-from stereo_hand_mesh.geometry.branch_meshes import crop_fractions_from_image, meshes_from_uv
+from stereo_hand_mesh.geometry.branch_meshes import crop_fractions_from_image
+from stereo_hand_mesh.losses.stereo import StereoCropBatch
 from stereo_hand_mesh.model.checkpoint import (
     IMAGENET_NORMALIZATION,
     model_from_checkpoint,
@@ -31,6 +32,7 @@ from stereo_hand_mesh.train.common import (
     batches_of_step,
     hand_topology,
     init_distributed,
+    meshes_from_crop_uv,
     normalize_crops,
     resume_state,
 )
@@ -214,8 +216,8 @@ def _target_fractions(crops: CropSet, rows: Tensor) -> tuple[Tensor, Tensor]:
     from stereo_hand_mesh.geometry.batched import project_points
 
     verts = crops.vertices.index_select(0, rows).double()
-    k_l = crops.k_left.index_select(0, rows)
-    k_r = crops.k_right.index_select(0, rows)
+    k_l = crops.intrinsics_left.index_select(0, rows)
+    k_r = crops.intrinsics_right.index_select(0, rows)
     shift = torch.zeros_like(verts)
     shift[..., 0] = crops.baseline.index_select(0, rows)[:, None]
     uv_l = project_points(verts, k_l)
@@ -236,26 +238,13 @@ def _supervised_terms(
 ) -> dict[str, Tensor]:
     """The weighted supervised loss terms of one batch (one network pass of 2B crops, or of
     B crops for monocular data)."""
-    batch = len(rows)
-    left = crops.image_left.index_select(0, rows).to(device).float() / 255.0
+    step = crops.batch(rows, device)
     if not crops.stereo:
-        return _monocular_terms(net, crops, rows, device, settings, gen, topo, left)
-    right = crops.image_right.index_select(0, rows).to(device).float() / 255.0
-    x = normalize_crops(photometric_jitter(torch.cat([left, right]), gen))
+        return _monocular_terms(net, crops, rows, step, settings, gen, topo)
+    batch = step.batch_size
+    x = normalize_crops(photometric_jitter(torch.cat([step.image_left, step.image_right]), gen))
     uv, rel = net(x)
-
-    def geo(t: Tensor) -> Tensor:
-        return t.index_select(0, rows).to(device=device, dtype=torch.float32)
-
-    meshes = meshes_from_uv(
-        uv[:batch],
-        uv[batch:],
-        geo(crops.box_left),
-        geo(crops.box_right),
-        geo(crops.k_left),
-        geo(crops.k_right),
-        geo(crops.baseline),
-    )
+    meshes = meshes_from_crop_uv(uv, step)
     frac_l, frac_r = (t.to(device) for t in _target_fractions(crops, rows))
     reg = topo.regressor.to(device)
     gt_v = crops.vertices.index_select(0, rows).to(device)
@@ -281,23 +270,22 @@ def _monocular_terms(
     net: nn.Module,
     crops: CropSet,
     rows: Tensor,
-    device: torch.device,
+    step: StereoCropBatch,
     settings: PretrainSettings,
     gen: torch.Generator,
     topo: HandTopology,
-    images: Tensor,
 ) -> dict[str, Tensor]:
     """Loss terms of monocular labelled crops (FreiHAND): uv, joints uv, root-relative depth,
     and 3D vertices rebuilt from uv with the true root depth plus the predicted relative
     depth (metres)."""
-    uv, rel = net(normalize_crops(photometric_jitter(images, gen)))
+    device = step.image_left.device
+    uv, rel = net(normalize_crops(photometric_jitter(step.image_left, gen)))
     frac, _ = (t.to(device) for t in _target_fractions(crops, rows))
     reg = topo.regressor.to(device)
     gt_v = crops.vertices.index_select(0, rows).to(device)
     gt_root_z = gt_v[..., 2] @ reg[0]  # (B,)
     gt_rel = gt_v[..., 2] - gt_root_z[:, None]
-    box = crops.box_left.index_select(0, rows).to(device, torch.float32)
-    k = crops.k_left.index_select(0, rows).to(device, torch.float32)
+    box, k = step.box_left, step.intrinsics_left
     pix = box[:, None, :2] + uv * box[:, None, 2:3]
     z = gt_root_z[:, None] + rel
     verts = torch.stack(

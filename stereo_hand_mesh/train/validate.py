@@ -50,7 +50,6 @@ def self_supervised_score(
         ``{"score": float, "terms": {name: float}, "pairs": int, "skipped": int}``
         (term values are unweighted means; ``score`` is their weighted sum).
     """
-    from stereo_hand_mesh.train.adapt import _stereo_crops
     from stereo_hand_mesh.train.common import default_model_path
 
     path = Path(model_path) if model_path is not None else default_model_path()
@@ -65,14 +64,15 @@ def self_supervised_score(
     count = 0
     for start in range(0, len(crops), batch_size):
         rows = torch.arange(start, min(start + batch_size, len(crops)))
-        meshes = predict_meshes(model, crops, rows, device, normalization=norm, topology=topology)
+        batch = crops.batch(rows, device)
+        meshes = predict_meshes(model, batch, normalization=norm, topology=topology)
         terms = stereo_self_supervised_loss(
             meshes.left,
             meshes.right,
             meshes.left,  # no edge term (weight 0): its pseudo-labels do not matter
             meshes.right,
             faces,
-            _stereo_crops(crops, rows, device),
+            batch,
             settings,
         )
         n = len(rows)
