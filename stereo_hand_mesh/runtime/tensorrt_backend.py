@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -171,34 +172,21 @@ class TensorRTBackend:
         enable_fp16: bool = False,
         force_engine_update: bool = False,
     ) -> None:
-        if not tensorrt_available():
-            raise ModelFileError(
-                "backend 'tensorrt' expected the tensorrt and cuda-python packages; got none "
-                "(JetPack ships TensorRT; on a desktop GPU install tensorrt and cuda-python)"
-            )
-        import tensorrt as trt
-        from cuda import cudart
-
+        trt, cudart = _import_tensorrt()
         self._trt, self._cudart = trt, cudart
         self.info: ModelInfo = read_onnx_info(model_file_path)
-        onnx_path, engine_path = Path(model_file_path), Path(engine_file_path)
-        props = _check(cudart.cudaGetDeviceProperties(0), "cudaGetDeviceProperties")
-        gpu = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-        key = engine_key(onnx_path, trt.__version__, gpu, enable_fp16)
+        onnx_path = Path(model_file_path)
         self._logger = trt.Logger(trt.Logger.WARNING)
-        reason = needs_rebuild(engine_path, key, force_engine_update)
-        engine = None
-        if reason is None:
-            engine = self._deserialize(engine_path.read_bytes())
-            if engine is None:
-                reason = f"the engine at {engine_path} did not deserialize (other TensorRT/GPU?)"
-        if reason is not None:
-            _LOG.warning("building TensorRT engine %s: %s", engine_path, reason)
-            blob = self._build(onnx_path, enable_fp16)
-            save_engine(engine_path, blob, key)
-            engine = self._deserialize(blob)
-            if engine is None:
-                raise ModelFileError(f"TensorRT engine built from {onnx_path} does not load")
+        engine = _cached_engine(
+            trt,
+            cudart,
+            self._logger,
+            onnx_path,
+            Path(engine_file_path),
+            enable_fp16,
+            force_engine_update,
+            lambda: self._build(onnx_path, enable_fp16),
+        )
         self._engine = engine
         self._context = engine.create_execution_context()
         self.name = "tensorrt-fp16" if enable_fp16 else "tensorrt-fp32"
@@ -211,13 +199,6 @@ class TensorRTBackend:
             ptr = _check(cudart.cudaMalloc(host.nbytes), "cudaMalloc")
             self._context.set_tensor_address(name, ptr)
             self._buffers[name] = (ptr, host)
-
-    def _deserialize(self, blob: bytes):
-        runtime = self._trt.Runtime(self._logger)
-        try:
-            return runtime.deserialize_cuda_engine(blob)
-        except Exception:
-            return None
 
     def _build(self, onnx_path: Path, fp16: bool) -> bytes:
         trt = self._trt
@@ -302,32 +283,20 @@ class TensorRTKeypointNet:
         enable_fp16: bool = False,
         force_engine_update: bool = False,
     ) -> None:
-        if not tensorrt_available():
-            raise ModelFileError(
-                "backend 'tensorrt' expected the tensorrt and cuda-python packages; got none "
-                "(JetPack ships TensorRT; on a desktop GPU install tensorrt and cuda-python)"
-            )
-        import tensorrt as trt
-        from cuda import cudart
-
+        trt, cudart = _import_tensorrt()
         self._trt, self._cudart = trt, cudart
         self.path = Path(onnx_path)
-        engine_file = Path(engine_path)
-        props = _check(cudart.cudaGetDeviceProperties(0), "cudaGetDeviceProperties")
-        gpu = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-        key = engine_key(self.path, trt.__version__, gpu, enable_fp16)
         self._logger = trt.Logger(trt.Logger.WARNING)
-        reason = needs_rebuild(engine_file, key, force_engine_update)
-        engine = None if reason else _deserialize(trt, self._logger, engine_file.read_bytes())
-        if reason is None and engine is None:
-            reason = f"the engine at {engine_file} did not deserialize (other TensorRT/GPU?)"
-        if reason is not None:
-            _LOG.warning("building TensorRT engine %s: %s", engine_file, reason)
-            blob = self._build(enable_fp16)
-            save_engine(engine_file, blob, key)
-            engine = _deserialize(trt, self._logger, blob)
-            if engine is None:
-                raise ModelFileError(f"TensorRT engine built from {self.path} does not load")
+        engine = _cached_engine(
+            trt,
+            cudart,
+            self._logger,
+            self.path,
+            Path(engine_path),
+            enable_fp16,
+            force_engine_update,
+            lambda: self._build(enable_fp16),
+        )
         self._engine = engine
         self._context = engine.create_execution_context()
         self.input_size = int(engine.get_tensor_shape("image")[-1])
@@ -398,9 +367,55 @@ class TensorRTKeypointNet:
         return outs
 
 
+def _import_tensorrt():
+    """``(tensorrt, cudart)``, or ModelFileError saying how to get them."""
+    if not tensorrt_available():
+        raise ModelFileError(
+            "backend 'tensorrt' expected the tensorrt and cuda-python packages; got none "
+            "(JetPack ships TensorRT; on a desktop GPU install tensorrt and cuda-python)"
+        )
+    import tensorrt as trt
+    from cuda import cudart
+
+    return trt, cudart
+
+
 def _deserialize(trt, logger, blob: bytes):
     """An engine from its bytes, or None when this TensorRT cannot load it."""
     try:
         return trt.Runtime(logger).deserialize_cuda_engine(blob)
     except Exception:
         return None
+
+
+def _cached_engine(
+    trt,
+    cudart,
+    logger,
+    onnx_path: Path,
+    engine_path: Path,
+    fp16: bool,
+    force: bool,
+    build: Callable[[], bytes],
+):
+    """The engine cached at ``engine_path`` when its key (ONNX hash, TensorRT version, GPU,
+    precision) matches and it deserializes; else ``build()``, saved with its key.
+
+    Raises:
+        ModelFileError: the build fails, or the engine cannot be written or loaded.
+    """
+    props = _check(cudart.cudaGetDeviceProperties(0), "cudaGetDeviceProperties")
+    gpu = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+    key = engine_key(onnx_path, trt.__version__, gpu, fp16)
+    reason = needs_rebuild(engine_path, key, force)
+    engine = None if reason else _deserialize(trt, logger, engine_path.read_bytes())
+    if reason is None and engine is None:
+        reason = f"the engine at {engine_path} did not deserialize (other TensorRT/GPU?)"
+    if reason is not None:
+        _LOG.warning("building TensorRT engine %s: %s", engine_path, reason)
+        blob = build()
+        save_engine(engine_path, blob, key)
+        engine = _deserialize(trt, logger, blob)
+        if engine is None:
+            raise ModelFileError(f"TensorRT engine built from {onnx_path} does not load")
+    return engine
