@@ -17,7 +17,7 @@ from std_srvs.srv import Trigger
 
 from stereo_hand_mesh.data.bags import bag_info
 from stereo_hand_mesh.data.camera_info_yaml import rig_for_size
-from stereo_hand_mesh.data.recorder import closed_splits, recording_sessions
+from stereo_hand_mesh.data.recording import closed_splits, recording_sessions
 from stereo_hand_mesh.data.sample import StereoSample
 from stereo_hand_mesh.data.synth import SynthSettings, as_stereo_sample, iter_synthetic_pairs
 from stereo_hand_mesh.ros.adaptation_node import split_for_validation

@@ -1,5 +1,5 @@
 """Data formats and readers: camera_info YAML, synthetic stereo splits, FreiHAND, STB,
-rosbag2 stereo bags and split recordings (SplitBagRecorder) and real stereo folders, all
+rosbag2 stereo bags and split recordings (:mod:`.recording`) and real stereo folders, all
 yielding the same sample types.
 
 The modules here import rosbags, mcap, OpenCV and scipy only inside the functions that need them,
@@ -45,12 +45,10 @@ from stereo_hand_mesh.data.realdata import (
     is_real_stereo_folder,
     read_real_stereo_labels,
 )
-from stereo_hand_mesh.data.recorder import (
-    PairSelector,
+from stereo_hand_mesh.data.recording import (
     RecorderSettings,
     RecordingSummary,
     RecoveredSplit,
-    SelectorSettings,
     SplitBagRecorder,
     closed_splits,
     is_recording_session,
@@ -94,14 +92,12 @@ __all__ = [
     "BagInfo",
     "FreiHANDReader",
     "MonoSample",
-    "PairSelector",
     "RealStereoFolder",
     "RealStereoLabels",
     "RecorderSettings",
     "RecordingSummary",
     "RecoveredSplit",
     "STBReader",
-    "SelectorSettings",
     "SplitBagRecorder",
     "StereoRigSpec",
     "StereoSample",

@@ -13,6 +13,11 @@ Reading pairs left and right images by header stamp (exactly, else the nearest w
 ``slop_s``), gives each image the camera_info on its topic with the same stamp, else the most
 recent one recorded before it (camera_info may be published once or with every frame), and
 converts rgb8, bgr8, rgba8, bgra8 and mono8 images to RGB.
+
+The message helpers (:func:`rosbags_typestore`, :func:`image_msg`, :func:`camera_info_msg`,
+:func:`fully_qualified_topic`, :func:`resolve_topic`) are public: the recorder
+(:mod:`stereo_hand_mesh.data.recording`) and the adaptation node build, serialize and name
+messages with them.
 """
 
 from __future__ import annotations
@@ -45,16 +50,23 @@ if TYPE_CHECKING:
     from rosbags.typesys.store import Typestore
 
 __all__ = [
+    "CAMERA_INFO_MSGTYPE",
     "DEFAULT_GT_TOPIC",
     "DEFAULT_TOPICS",
     "IMAGE_ENCODINGS",
+    "IMAGE_MSGTYPE",
     "BagInfo",
     "StereoTopics",
     "TopicSummary",
     "bag_info",
+    "camera_info_msg",
+    "fully_qualified_topic",
+    "image_msg",
     "is_rosbag2",
     "read_stereo_bag",
+    "resolve_topic",
     "rgb_from_image_buffer",
+    "rosbags_typestore",
     "write_stereo_bag",
 ]
 
@@ -147,8 +159,16 @@ class BagInfo:
 
 
 @functools.cache
-def _typestore() -> Typestore:
-    """The rosbags type store of the newest ROS 2 distribution it knows (Kilted if present)."""
+def rosbags_typestore() -> Typestore:
+    """The rosbags type store of the newest ROS 2 distribution it knows (Kilted if present).
+
+    Cached: one store per process. Its ``types`` build messages (:func:`image_msg`,
+    :func:`camera_info_msg`) and its ``serialize_cdr`` / ``deserialize_cdr`` give the CDR bytes
+    that ``rclpy.serialization`` gives for the same messages.
+
+    Returns:
+        A ``rosbags.typesys.store.Typestore``.
+    """
     from rosbags.typesys import Stores, get_typestore
 
     for name in ("ROS2_KILTED", "ROS2_JAZZY", "ROS2_IRON", "ROS2_HUMBLE"):
@@ -244,7 +264,7 @@ def bag_info(path: str | os.PathLike[str]) -> BagInfo:
 
 
 def _header(stamp_ns: int, frame_id: str) -> Any:
-    types = _typestore().types
+    types = rosbags_typestore().types
     return types["std_msgs/msg/Header"](
         stamp=types["builtin_interfaces/msg/Time"](
             sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000
@@ -253,7 +273,21 @@ def _header(stamp_ns: int, frame_id: str) -> Any:
     )
 
 
-def _image_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str, name: str) -> Any:
+def image_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str, name: str) -> Any:
+    """A rosbags sensor_msgs/msg/Image (rgb8) of an RGB image, ready for ``serialize_cdr``.
+
+    Args:
+        rgb: (H, W, 3) uint8 RGB image.
+        stamp_ns: header stamp, nanoseconds.
+        frame_id: header frame_id.
+        name: what the image is called in error messages (``"left"``, ``"right"``).
+
+    Returns:
+        A message of :func:`rosbags_typestore`'s ``sensor_msgs/msg/Image`` type, step W * 3.
+
+    Raises:
+        ShapeError: ``rgb`` is not an (H, W, 3) uint8 array.
+    """
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3:
         raise ShapeError(
             f"{name} expected a (H, W, 3) uint8 array; got {getattr(rgb, 'shape', rgb)}"
@@ -261,7 +295,7 @@ def _image_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str, name: str) -> Any:
     if rgb.shape[2] != 3:
         raise ShapeError(f"{name} expected shape (H, W, 3); got {rgb.shape}")
     height, width = rgb.shape[:2]
-    return _typestore().types[IMAGE_MSGTYPE](
+    return rosbags_typestore().types[IMAGE_MSGTYPE](
         header=_header(stamp_ns, frame_id),
         height=height,
         width=width,
@@ -272,9 +306,18 @@ def _image_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str, name: str) -> Any:
     )
 
 
-def _camera_info_msg(info: CameraInfoFields, stamp_ns: int, frame_id: str) -> Any:
-    """A rosbags sensor_msgs/msg/CameraInfo from camera_info fields (binning 0, empty ROI)."""
-    types = _typestore().types
+def camera_info_msg(info: CameraInfoFields, stamp_ns: int, frame_id: str) -> Any:
+    """A rosbags sensor_msgs/msg/CameraInfo from camera_info fields (binning 0, empty ROI).
+
+    Args:
+        info: the camera_info fields (size, distortion model, D, K, R, P).
+        stamp_ns: header stamp, nanoseconds.
+        frame_id: header frame_id.
+
+    Returns:
+        A message of :func:`rosbags_typestore`'s ``sensor_msgs/msg/CameraInfo`` type.
+    """
+    types = rosbags_typestore().types
     return types[CAMERA_INFO_MSGTYPE](
         header=_header(stamp_ns, frame_id),
         height=info.height,
@@ -293,7 +336,7 @@ def _camera_info_msg(info: CameraInfoFields, stamp_ns: int, frame_id: str) -> An
 
 
 def _pose_array_msg(joints: np.ndarray, stamp_ns: int, frame_id: str) -> Any:
-    types = _typestore().types
+    types = rosbags_typestore().types
     joints = np.asarray(joints, dtype=np.float64)
     if joints.shape != (NUM_JOINTS, 3):
         raise ShapeError(f"joints expected shape ({NUM_JOINTS}, 3); got {joints.shape}")
@@ -312,8 +355,13 @@ def _pose_array_msg(joints: np.ndarray, stamp_ns: int, frame_id: str) -> Any:
     return types[POSE_ARRAY_MSGTYPE](header=_header(stamp_ns, frame_id), poses=poses)
 
 
-def _fq(topic: str) -> str:
-    """Fully qualified topic name, as ``ros2 bag record`` stores it."""
+def fully_qualified_topic(topic: str) -> str:
+    """The fully qualified topic name, as ``ros2 bag record`` stores it.
+
+    Examples:
+        >>> fully_qualified_topic("left/image_rect")
+        '/left/image_rect'
+    """
     return topic if topic.startswith("/") else "/" + topic
 
 
@@ -367,12 +415,12 @@ def write_stereo_bag(
     path = Path(path)
     if path.exists():
         raise DataError(f"expected a new bag path; {path} exists already (not overwriting)")
-    store = _typestore()
+    store = rosbags_typestore()
     count = 0
     try:
         with Writer(path, version=9, storage_plugin=plugins[storage]) as writer:
             conns = {
-                key: writer.add_connection(_fq(topic), msgtype, typestore=store)
+                key: writer.add_connection(fully_qualified_topic(topic), msgtype, typestore=store)
                 for key, topic, msgtype in (
                     ("left_image", topics.left_image, IMAGE_MSGTYPE),
                     ("left_info", topics.left_info, CAMERA_INFO_MSGTYPE),
@@ -390,25 +438,25 @@ def write_stereo_bag(
                 messages: list[tuple[Connection, Any]] = []
                 if count == 0 or not camera_info_once:
                     messages.append(
-                        (conns["left_info"], _camera_info_msg(sample.left_info, stamp, left_frame))
+                        (conns["left_info"], camera_info_msg(sample.left_info, stamp, left_frame))
                     )
                 messages.append(
-                    (conns["left_image"], _image_msg(sample.left, stamp, left_frame, "left"))
+                    (conns["left_image"], image_msg(sample.left, stamp, left_frame, "left"))
                 )
                 if count == 0 or not camera_info_once:
                     messages.append(
                         (
                             conns["right_info"],
-                            _camera_info_msg(sample.right_info, stamp, right_frame),
+                            camera_info_msg(sample.right_info, stamp, right_frame),
                         )
                     )
                 messages.append(
-                    (conns["right_image"], _image_msg(sample.right, stamp, right_frame, "right"))
+                    (conns["right_image"], image_msg(sample.right, stamp, right_frame, "right"))
                 )
                 if gt_topic and sample.joints is not None:
                     if gt_conn is None:
                         gt_conn = writer.add_connection(
-                            _fq(gt_topic), POSE_ARRAY_MSGTYPE, typestore=store
+                            fully_qualified_topic(gt_topic), POSE_ARRAY_MSGTYPE, typestore=store
                         )
                     messages.append((gt_conn, _pose_array_msg(sample.joints, stamp, left_frame)))
                 for conn, msg in messages:
@@ -483,8 +531,17 @@ def _camera_info_fields(msg: Any, where: str) -> CameraInfoFields:
         raise DataError(f"{where}: {err}") from None
 
 
-def _resolve_topic(name: str, available: Iterable[str]) -> str | None:
-    """The bag topic that ``name`` refers to (see :class:`StereoTopics`), or None."""
+def resolve_topic(name: str, available: Iterable[str]) -> str | None:
+    """The bag topic that ``name`` refers to (see :class:`StereoTopics`), or None.
+
+    Args:
+        name: a topic name, relative or absolute (``"left/image_rect"``).
+        available: the topics of a bag.
+
+    Returns:
+        The available topic equal to ``name`` without its leading slash, else the one topic
+        ending in ``/<name>`` (a namespaced camera); None when there is none or several.
+    """
     available = list(available)
     bare = name.lstrip("/")
     exact = [t for t in available if t.lstrip("/") == bare]
@@ -586,7 +643,7 @@ def _stereo_connections(
         "left_info": (topics.left_info, CAMERA_INFO_MSGTYPE),
         "right_info": (topics.right_info, CAMERA_INFO_MSGTYPE),
     }
-    resolved = {key: _resolve_topic(name, available) for key, (name, _) in wanted.items()}
+    resolved = {key: resolve_topic(name, available) for key, (name, _) in wanted.items()}
     missing = [wanted[k][0] for k, v in resolved.items() if v is None]
     if missing:
         there = [f"{t} ({available[t]})" for t in sorted(available)] or ["none"]
@@ -603,7 +660,7 @@ def _stereo_connections(
     conns: dict[str, list[Connection]] = {
         key: [c for c in reader.connections if c.topic == topic] for key, topic in resolved.items()
     }
-    gt_resolved = _resolve_topic(gt_topic, available) if gt_topic else None
+    gt_resolved = resolve_topic(gt_topic, available) if gt_topic else None
     conns["gt"] = [
         c
         for c in reader.connections
@@ -615,7 +672,7 @@ def _stereo_connections(
 def _iterate_pairs(
     path: Path, topics: StereoTopics, gt_topic: str | None, slop_ns: int
 ) -> Iterator[StereoSample]:
-    store = _typestore()
+    store = rosbags_typestore()
     reader = _open_reader(path)
     try:
         conns = _stereo_connections(reader, path, topics, gt_topic)

@@ -2,7 +2,7 @@
 
 Sources: a synthetic split directory (meta.json), a rosbag2 bag (a directory with
 metadata.yaml, or a .mcap / .db3 file), a recording session written by
-:class:`~stereo_hand_mesh.data.recorder.SplitBagRecorder` (a directory of ``split_NNNN``
+:class:`~stereo_hand_mesh.data.recording.SplitBagRecorder` (a directory of ``split_NNNN``
 bags), a recording root holding such sessions, or a real stereo folder
 (:mod:`~stereo_hand_mesh.data.realdata`: ``left/``, ``right/``, ``left.yaml``, ``right.yaml``
 and an optional ``gt.npz``).
@@ -23,7 +23,7 @@ from stereo_hand_mesh.data.bags import (
     read_stereo_bag,
 )
 from stereo_hand_mesh.data.realdata import RealStereoFolder, is_real_stereo_folder
-from stereo_hand_mesh.data.recorder import (
+from stereo_hand_mesh.data.recording.layout import (
     closed_splits,
     is_recording_session,
     partial_splits,

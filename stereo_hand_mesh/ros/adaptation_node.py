@@ -2,9 +2,9 @@
 without labels, validate, deploy to ``hand_mesh_node``.
 
 Recording. Synchronized pairs (the four input topics of ``hand_mesh_node``) pass a
-:class:`~stereo_hand_mesh.data.recorder.PairSelector` (a hand in view, not a near-duplicate)
+:class:`~stereo_hand_mesh.ros.pair_selector.PairSelector` (a hand in view, not a near-duplicate)
 and go, serialized as received, into a session of short MCAP bags under ``bag_dir``
-(:class:`~stereo_hand_mesh.data.recorder.SplitBagRecorder`, one split every
+(:class:`~stereo_hand_mesh.data.recording.SplitBagRecorder`, one split every
 ``split_seconds``): a crash loses at most the open split, which the next start-up recovers.
 The bags use the default topic names whatever the remapping, so the adapt command reads them
 with its defaults.
@@ -47,11 +47,14 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from stereo_hand_mesh._paths import executable_path
-from stereo_hand_mesh.data.bags import CAMERA_INFO_MSGTYPE, DEFAULT_TOPICS, IMAGE_MSGTYPE, _fq
-from stereo_hand_mesh.data.recorder import (
-    PairSelector,
+from stereo_hand_mesh.data.bags import (
+    CAMERA_INFO_MSGTYPE,
+    DEFAULT_TOPICS,
+    IMAGE_MSGTYPE,
+    fully_qualified_topic,
+)
+from stereo_hand_mesh.data.recording import (
     RecorderSettings,
-    SelectorSettings,
     SplitBagRecorder,
     closed_splits,
     recording_sessions,
@@ -64,6 +67,7 @@ from stereo_hand_mesh.errors import (
 )
 from stereo_hand_mesh.ros.image_conversion import image_msg_to_rgb8
 from stereo_hand_mesh.ros.node_main import run_node
+from stereo_hand_mesh.ros.pair_selector import PairSelector, SelectorSettings
 from stereo_hand_mesh.ros.parameters import (
     ADAPTATION_PARAMETERS,
     declare_parameters,
@@ -169,10 +173,18 @@ class AdaptationNode(Node):
                 return
             t = DEFAULT_TOPICS
             messages = [
-                (_fq(t.left_image), IMAGE_MSGTYPE, serialize_message(left)),
-                (_fq(t.left_info), CAMERA_INFO_MSGTYPE, serialize_message(left_info)),
-                (_fq(t.right_image), IMAGE_MSGTYPE, serialize_message(right)),
-                (_fq(t.right_info), CAMERA_INFO_MSGTYPE, serialize_message(right_info)),
+                (fully_qualified_topic(t.left_image), IMAGE_MSGTYPE, serialize_message(left)),
+                (
+                    fully_qualified_topic(t.left_info),
+                    CAMERA_INFO_MSGTYPE,
+                    serialize_message(left_info),
+                ),
+                (fully_qualified_topic(t.right_image), IMAGE_MSGTYPE, serialize_message(right)),
+                (
+                    fully_qualified_topic(t.right_info),
+                    CAMERA_INFO_MSGTYPE,
+                    serialize_message(right_info),
+                ),
             ]
             try:
                 if self._recorder.write_pair(stamp, messages):

@@ -1,32 +1,17 @@
-"""Recording stereo pairs into split rosbag2 bags (ROS-free), crash recovery, pair selection.
+"""Recording stereo pairs into a session of split rosbag2 bags (ROS-free): the writer, its
+session lock and its fsync.
 
 The adaptation node hands every synchronized pair, already serialized to CDR, to a
-:class:`SplitBagRecorder`, which writes a *session* of short, standalone rosbag2 bags::
-
-    <bag_dir>/                          RecorderSettings.bag_dir, the recording root
-        rec_20261201T213000Z/           one session per start() (UTC time, or a given name)
-            .recording.lock             flock-ed while a recorder writes the session
-            split_0000/                 a complete rosbag2 bag: version 9, MCAP
-                metadata.yaml
-                split_0000.mcap
-            split_0001/
-            .split_0002.partial/        the open split: incomplete until renamed
-                split_0002/             the bag being written (no metadata.yaml yet)
+:class:`SplitBagRecorder`, which writes a *session* of short, standalone rosbag2 bags (the
+layout: :mod:`.layout`).
 
 A split is written inside its ``.partial`` directory and moved to ``split_NNNN`` only after
 the rosbag2 writer has closed it (and, by default, after an fsync), so whatever kills the
 process leaves every ``split_NNNN`` complete and the open split plainly marked incomplete.
-:func:`recover_session` deals with the ``.partial`` leftovers at start-up.
+:func:`~.recovery.recover_session` deals with the ``.partial`` leftovers at start-up; it
+tells a live session from a crashed one with :func:`session_in_use`.
 
-Readers (:func:`stereo_hand_mesh.data.sources.iter_stereo_samples`) take a session, or a
-root of sessions, wherever they take a bag; they read :func:`closed_splits` and never a
-``.partial`` one.
-
-:class:`PairSelector` decides which pairs are worth recording: a hand in view, and enough
-change since the last kept pair.
-
-This module imports rosbags, mcap, OpenCV and the hand locator only inside the functions that
-need them, never rclpy or torch.
+This module imports rosbags only inside the functions that need it, never rclpy or torch.
 """
 
 from __future__ import annotations
@@ -38,7 +23,7 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,116 +31,45 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stereo_hand_mesh._check import check_shape
 from stereo_hand_mesh.data.bags import (
     CAMERA_INFO_MSGTYPE,
     DEFAULT_TOPICS,
     IMAGE_MSGTYPE,
     StereoTopics,
-    _camera_info_msg,
-    _fq,
-    _image_msg,
-    _resolve_topic,
-    _typestore,
-    bag_info,
+    camera_info_msg,
+    fully_qualified_topic,
+    image_msg,
+    rosbags_typestore,
 )
 from stereo_hand_mesh.data.camera_info_yaml import DEFAULT_LEFT_FRAME_ID, DEFAULT_RIGHT_FRAME_ID
+from stereo_hand_mesh.data.recording.layout import SPLIT_RE, split_name
 from stereo_hand_mesh.data.sample import StereoSample
-from stereo_hand_mesh.errors import ConfigError, DataError, RecordingStoppedError, ShapeError
+from stereo_hand_mesh.errors import ConfigError, DataError, RecordingStoppedError
 
 if TYPE_CHECKING:
     from rosbags.interfaces import Connection
     from rosbags.rosbag2 import Writer
 
-    from stereo_hand_mesh.pipeline.locator import LocatorSettings
-
 __all__ = [
-    "PairSelector",
     "RecorderSettings",
     "RecordingSummary",
-    "RecoveredSplit",
-    "SelectorSettings",
     "SplitBagRecorder",
-    "closed_splits",
-    "is_recording_session",
+    "fsync_bag",
+    "fsync_path",
     "pair_messages_cdr",
-    "partial_splits",
-    "recording_sessions",
-    "recover_session",
+    "session_in_use",
 ]
 
-#: A closed split: a complete rosbag2 bag directory.
-_SPLIT_RE = re.compile(r"split_(\d{4,})")
-#: The open split of a session (or the leftover of a crash).
-_PARTIAL_RE = re.compile(r"\.split_(\d{4,})\.partial")
-#: A split being rebuilt by :func:`recover_session` (a leftover when recovery was killed).
-_RECOVERING_RE = re.compile(r"\.split_(\d{4,})\.recovering")
 #: Session names accepted by :meth:`SplitBagRecorder.start`.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _LOCK_NAME = ".recording.lock"
 _MB = 2**20
 
 # --------------------------------------------------------------------------------------------
-# The layout of a session
+# Files: fsync and error reasons
 
 
-def _split_name(index: int) -> str:
-    return f"split_{index:04d}"
-
-
-def closed_splits(session: str | os.PathLike[str]) -> list[Path]:
-    """The complete splits of a recording session, in split order.
-
-    Args:
-        session: a session directory.
-
-    Returns:
-        The ``split_NNNN`` children that are rosbag2 bags (with metadata.yaml), sorted by
-        their number; ``.partial`` splits are never included.
-    """
-    session = Path(session)
-    if not session.is_dir():
-        return []
-    found = [
-        (int(m.group(1)), p)
-        for p in session.iterdir()
-        if (m := _SPLIT_RE.fullmatch(p.name)) and (p / "metadata.yaml").is_file()
-    ]
-    return [p for _, p in sorted(found)]
-
-
-def partial_splits(session: str | os.PathLike[str]) -> list[Path]:
-    """The ``.split_NNNN.partial`` directories of a session (open, or left by a crash)."""
-    session = Path(session)
-    if not session.is_dir():
-        return []
-    found = [
-        (int(m.group(1)), p) for p in session.iterdir() if (m := _PARTIAL_RE.fullmatch(p.name))
-    ]
-    return [p for _, p in sorted(found)]
-
-
-def is_recording_session(path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` is a session directory: not a bag itself, with at least one closed
-    or ``.partial`` split."""
-    path = Path(path)
-    if not path.is_dir() or (path / "metadata.yaml").exists() or (path / "meta.json").exists():
-        return False
-    return bool(closed_splits(path) or partial_splits(path))
-
-
-def recording_sessions(root: str | os.PathLike[str]) -> list[Path]:
-    """The sessions directly under a recording root, in name order (= start order for the
-    default UTC names); hidden directories are skipped."""
-    root = Path(root)
-    if not root.is_dir() or (root / "metadata.yaml").exists():
-        return []
-    return sorted(
-        p for p in root.iterdir() if not p.name.startswith(".") and is_recording_session(p)
-    )
-
-
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     """fsync a file or a directory (its entries)."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -164,10 +78,11 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_bag(bag: Path) -> None:
+def fsync_bag(bag: Path) -> None:
+    """fsync every file of a bag directory, then the directory itself."""
     for child in bag.iterdir():
-        _fsync(child)
-    _fsync(bag)
+        fsync_path(child)
+    fsync_path(bag)
 
 
 def _tree_bytes(path: Path) -> int:
@@ -228,7 +143,7 @@ def _release_lock(session: Path, fd: int | None) -> None:
         os.close(fd)
 
 
-def _session_in_use(session: Path) -> bool:
+def session_in_use(session: Path) -> bool:
     """True while a live recorder holds the session's lock; a stale lock file is removed."""
     import fcntl
 
@@ -398,9 +313,9 @@ def _check_messages(stamp_ns: Any, messages: Any, known_types: Any) -> None:
         topic, msgtype, cdr = item
         if not isinstance(topic, str) or not topic.strip("/"):
             raise DataError(f"write_pair topic expected a topic name; got {topic!r}")
-        if _fq(topic) in seen:
+        if fully_qualified_topic(topic) in seen:
             raise DataError(f"write_pair expected each topic once per pair; got {topic} twice")
-        seen.add(_fq(topic))
+        seen.add(fully_qualified_topic(topic))
         if not isinstance(msgtype, str) or msgtype not in known_types:
             raise DataError(
                 f"write_pair msgtype of {topic} expected a ROS 2 message type such as "
@@ -580,7 +495,7 @@ class SplitBagRecorder:
         with self._mutex:
             if self._state != "recording":
                 return False
-            store = _typestore()
+            store = rosbags_typestore()
             _check_messages(stamp_ns, messages, store.types)
             assert self._session is not None
             try:
@@ -593,7 +508,7 @@ class SplitBagRecorder:
                 if split is None:
                     split = self._open_split(int(stamp_ns))
                 for topic, msgtype, cdr in messages:
-                    key = (_fq(topic), msgtype)
+                    key = (fully_qualified_topic(topic), msgtype)
                     conn = split.connections.get(key)
                     if conn is None:
                         conn = split.writer.add_connection(key[0], msgtype, typestore=store)
@@ -642,7 +557,7 @@ class SplitBagRecorder:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         assert self._session is not None
-        name = _split_name(self._next_index)
+        name = split_name(self._next_index)
         self._next_index += 1
         partial = self._session / f".{name}.partial"
         bag = partial / name
@@ -660,7 +575,7 @@ class SplitBagRecorder:
         split is still partial; after the rename nothing can fail)."""
         split.writer.close()
         if self.settings.fsync:
-            _fsync_bag(split.bag)
+            fsync_bag(split.bag)
         if split.final.exists():
             raise DataError(f"expected a new split; {split.final} exists (not overwriting)")
         os.rename(split.bag, split.final)
@@ -670,7 +585,7 @@ class SplitBagRecorder:
             self._bytes += _tree_bytes(split.final)
         with contextlib.suppress(OSError):
             if self.settings.fsync:
-                _fsync(split.final.parent)
+                fsync_path(split.final.parent)
             split.partial.rmdir()
 
     def _discard_split(self, split: _OpenSplit) -> None:
@@ -720,7 +635,7 @@ def _session_path(root: Path, name: str | None) -> Path:
         raise ConfigError(f"{expected}; got {name!r}, which has a path separator")
     if os.path.isabs(name) or name in ("", ".", ".."):
         raise ConfigError(f"{expected}; got {name!r}")
-    if not _NAME_RE.fullmatch(name) or _SPLIT_RE.fullmatch(name):
+    if not _NAME_RE.fullmatch(name) or SPLIT_RE.fullmatch(name):
         raise ConfigError(f"{expected}; got {name!r}")
     session = root / name
     if session.resolve().parent != root.resolve():
@@ -752,417 +667,28 @@ def pair_messages_cdr(
     Returns:
         ``[(left image topic, type, cdr), (left info ...), (right image ...), (right info ...)]``.
     """
-    store = _typestore()
+    store = rosbags_typestore()
     left_frame = left_frame_id or sample.left_info.frame_id or DEFAULT_LEFT_FRAME_ID
     right_frame = right_frame_id or sample.right_info.frame_id or DEFAULT_RIGHT_FRAME_ID
     msgs = [
-        (topics.left_image, IMAGE_MSGTYPE, _image_msg(sample.left, stamp_ns, left_frame, "left")),
+        (topics.left_image, IMAGE_MSGTYPE, image_msg(sample.left, stamp_ns, left_frame, "left")),
         (
             topics.left_info,
             CAMERA_INFO_MSGTYPE,
-            _camera_info_msg(sample.left_info, stamp_ns, left_frame),
+            camera_info_msg(sample.left_info, stamp_ns, left_frame),
         ),
         (
             topics.right_image,
             IMAGE_MSGTYPE,
-            _image_msg(sample.right, stamp_ns, right_frame, "right"),
+            image_msg(sample.right, stamp_ns, right_frame, "right"),
         ),
         (
             topics.right_info,
             CAMERA_INFO_MSGTYPE,
-            _camera_info_msg(sample.right_info, stamp_ns, right_frame),
+            camera_info_msg(sample.right_info, stamp_ns, right_frame),
         ),
     ]
     return [
-        (_fq(topic), msgtype, bytes(store.serialize_cdr(msg, msgtype)))
+        (fully_qualified_topic(topic), msgtype, bytes(store.serialize_cdr(msg, msgtype)))
         for topic, msgtype, msg in msgs
     ]
-
-
-# --------------------------------------------------------------------------------------------
-# Recovery
-
-
-@dataclass(frozen=True)
-class RecoveredSplit:
-    """What :func:`recover_session` did with one ``.partial`` split.
-
-    Attributes:
-        partial: the ``.split_NNNN.partial`` directory (gone, unless ``action == "failed"``).
-        action: ``"recovered"`` (its readable messages are now the complete bag ``split``),
-            ``"discarded"`` (nothing readable, or a complete split of that number exists;
-            removed) or ``"failed"`` (the rebuilt bag could not be written; left in place,
-            readers skip it).
-        split: the complete split written from it, or None.
-        messages: messages in ``split``.
-        dropped_messages: readable messages left out: those at a stamp that lacks one of
-            the four stereo topics (the pair the crash cut in two).
-        reason: one line saying why.
-    """
-
-    partial: Path
-    action: str
-    split: Path | None
-    messages: int
-    dropped_messages: int
-    reason: str
-
-
-def recover_session(
-    path: str | os.PathLike[str], topics: StereoTopics = DEFAULT_TOPICS
-) -> list[RecoveredSplit]:
-    """Turn the ``.partial`` splits that a crash left behind into complete bags, or remove them.
-
-    Chosen behaviour: **recover** what can be read. A partial split's MCAP file is read as a
-    stream up to the first incomplete record: rosbags writes messages in chunks of about 1
-    MiB, so a killed recorder leaves the chunks written before the kill intact (what it still
-    held in memory, at most about 1 MiB plus the last pair, is lost). Their complete stereo
-    pairs (the stamps that carry all four stereo topics, with whatever else was recorded at
-    them) are written into a new complete bag, first under ``.split_NNNN.recovering/``, then
-    renamed to ``split_NNNN``; the partial directory is removed last, so a crash during
-    recovery loses nothing either. A partial split whose writer had already closed (a crash
-    just before the rename) is renamed as it is. A partial split without one complete pair
-    (killed before its first chunk reached the disk) is removed. A closed split is never
-    touched nor overwritten. Sessions locked by a live recorder are skipped.
-
-    Call it at start-up, before recording (a session being written by another process is
-    recognized by its lock and left alone).
-
-    Args:
-        path: a session directory, or a recording root holding sessions.
-        topics: the stereo topics that make a pair complete (matched as readers match them).
-
-    Returns:
-        One :class:`RecoveredSplit` per ``.partial`` split found, in session and split order.
-
-    Raises:
-        DataError: ``path`` is not a directory.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        raise DataError(f"expected a recording session or root directory; got {path}")
-    sessions = [path] if is_recording_session(path) else _sessions_with_partials(path)
-    results: list[RecoveredSplit] = []
-    for session in sessions:
-        if _session_in_use(session):
-            continue
-        for child in session.iterdir():
-            if _RECOVERING_RE.fullmatch(child.name):  # a recovery killed half-way
-                _remove_tree(child)
-        for partial in partial_splits(session):
-            results.append(_recover_partial(session, partial, topics))
-    return results
-
-
-def _sessions_with_partials(root: Path) -> list[Path]:
-    return [p for p in recording_sessions(root) if partial_splits(p)]
-
-
-def _recover_partial(session: Path, partial: Path, topics: StereoTopics) -> RecoveredSplit:
-    match = _PARTIAL_RE.fullmatch(partial.name)
-    assert match is not None
-    name = f"split_{match.group(1)}"
-    final, bag = session / name, partial / name
-    if final.exists():
-        _remove_tree(partial)
-        return RecoveredSplit(
-            partial, "discarded", None, 0, 0, f"{final.name} exists already (kept as it is)"
-        )
-    if (bag / "metadata.yaml").is_file():
-        try:
-            info = bag_info(bag)
-        except DataError:
-            info = None
-        if info is not None:
-            try:
-                os.rename(bag, final)
-            except OSError as err:
-                return RecoveredSplit(partial, "failed", None, 0, 0, f"could not rename: {err}")
-            _remove_tree(partial)
-            return RecoveredSplit(
-                partial,
-                "recovered",
-                final,
-                info.message_count,
-                0,
-                "the split was complete (closed just before the crash); renamed",
-            )
-    data = bag / f"{name}.mcap"
-    if not data.is_file():
-        _remove_tree(partial)
-        return RecoveredSplit(partial, "discarded", None, 0, 0, "no MCAP file in it")
-    rebuilt = session / f".{name}.recovering"
-    _remove_tree(rebuilt)
-    try:
-        kept, dropped = _rewrite_readable_messages(data, rebuilt / name, topics)
-        if kept == 0:
-            _remove_tree(rebuilt)
-            _remove_tree(partial)
-            return RecoveredSplit(
-                partial,
-                "discarded",
-                None,
-                0,
-                dropped,
-                "no complete stereo pair readable (killed before its first chunk was written)",
-            )
-        _fsync_bag(rebuilt / name)
-        os.rename(rebuilt / name, final)
-        _fsync(session)
-    except OSError as err:
-        _remove_tree(rebuilt)
-        return RecoveredSplit(
-            partial, "failed", None, 0, 0, f"could not write the recovered bag: {err}"
-        )
-    _remove_tree(rebuilt)
-    _remove_tree(partial)
-    return RecoveredSplit(
-        partial,
-        "recovered",
-        final,
-        kept,
-        dropped,
-        f"rebuilt from the readable part of {data.name}",
-    )
-
-
-def _readable_mcap_records(path: Path) -> Iterator[Any]:
-    """Schema, Channel and Message records of an MCAP file, in file order, up to the first
-    record that is incomplete or unreadable (a file cut off by a crash)."""
-    from mcap.records import Channel, Chunk, Message, Schema
-    from mcap.stream_reader import StreamReader, breakup_chunk
-
-    with path.open("rb") as stream:
-        records = StreamReader(stream, emit_chunks=True).records
-        while True:
-            try:
-                record = next(records)
-                if isinstance(record, Chunk):
-                    if record.compression == "" and len(record.data) != record.uncompressed_size:
-                        return
-                    inner = breakup_chunk(record)
-                else:
-                    inner = [record]
-            except StopIteration:
-                return
-            except Exception:  # truncated or garbled: everything before it is kept
-                return
-            for item in inner:
-                if isinstance(item, (Schema, Channel, Message)):
-                    yield item
-
-
-def _rewrite_readable_messages(source: Path, bag: Path, topics: StereoTopics) -> tuple[int, int]:
-    """Write the complete stereo pairs of a cut-off MCAP file into a new complete bag.
-
-    Messages are grouped by log time (the recorder gives all of a pair's messages its
-    stamp); a stamp is kept when it has a message on each of the four stereo topics, so the
-    pair that the crash cut in two is left out and the bag is always a readable stereo bag.
-
-    Returns:
-        ``(messages written, readable messages left out)``; with 0 written no bag is made.
-    """
-    from mcap.records import Channel, Message, Schema
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
-    store = _typestore()
-    schemas: dict[int, str] = {}
-    channels: dict[int, tuple[str, str]] = {}
-    per_stamp: dict[int, set[int]] = {}
-    total = 0
-    for record in _readable_mcap_records(source):
-        if isinstance(record, Schema):
-            schemas[record.id] = record.name
-        elif isinstance(record, Channel):
-            channels[record.id] = (record.topic, schemas.get(record.schema_id, ""))
-        elif isinstance(record, Message):
-            total += 1
-            if channels.get(record.channel_id, ("", ""))[1] in store.types:
-                per_stamp.setdefault(record.log_time, set()).add(record.channel_id)
-    used = {cid for chans in per_stamp.values() for cid in chans}
-    available = {channels[cid][0] for cid in used}
-    roles = []
-    for name, msgtype in (
-        (topics.left_image, IMAGE_MSGTYPE),
-        (topics.left_info, CAMERA_INFO_MSGTYPE),
-        (topics.right_image, IMAGE_MSGTYPE),
-        (topics.right_info, CAMERA_INFO_MSGTYPE),
-    ):
-        topic = _resolve_topic(name, sorted(available))
-        roles.append({cid for cid in used if channels[cid] == (topic, msgtype)})
-    keep = {stamp for stamp, chans in per_stamp.items() if all(role & chans for role in roles)}
-    if not keep:
-        return 0, total
-    written = 0
-    with Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
-        conns: dict[int, Connection] = {}
-        for record in _readable_mcap_records(source):
-            if not isinstance(record, Message) or record.log_time not in keep:
-                continue
-            if record.channel_id not in used:
-                continue
-            conn = conns.get(record.channel_id)
-            if conn is None:
-                topic, msgtype = channels[record.channel_id]
-                conn = writer.add_connection(topic, msgtype, typestore=store)
-                conns[record.channel_id] = conn
-            writer.write(conn, record.log_time, record.data)
-            written += 1
-    return written, total - written
-
-
-# --------------------------------------------------------------------------------------------
-# Pair selection
-
-
-@dataclass(frozen=True)
-class SelectorSettings:
-    """Settings of :class:`PairSelector`.
-
-    Attributes:
-        min_change: a pair is a near-duplicate of the last kept one when the mean absolute
-            difference of their left-image thumbnails is below this, in 8-bit grey levels
-            (0-255); a pair whose thumbnail equals the last kept one's is dropped even with
-            0 (default 2.0: sensor noise on a static scene stays far below it once averaged
-            into the thumbnail; a hand moving over a tenth of the image is above it).
-        min_interval_s: at least this many seconds (header stamps) between kept pairs;
-            0 disables the test (default 0.2, at most 5 pairs a second).
-        thumbnail_width_px: width of the grey thumbnail compared (its height keeps the aspect
-            ratio); each thumbnail pixel averages a block of the image (default 32).
-        require_hand: keep only pairs where :func:`~stereo_hand_mesh.pipeline.locator.
-            locate_hand` finds a hand (skin in the left view, matched along the same rows in
-            the right view) (default True).
-        locator: the locator's settings; None = ``LocatorSettings()``.
-    """
-
-    min_change: float = 2.0
-    min_interval_s: float = 0.2
-    thumbnail_width_px: int = 32
-    require_hand: bool = True
-    locator: LocatorSettings | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("min_change", "min_interval_s"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not (
-                isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
-            ):
-                raise ConfigError(
-                    f"SelectorSettings.{name} expected a finite number >= 0; got {value!r}"
-                )
-        if isinstance(self.thumbnail_width_px, bool) or not (
-            isinstance(self.thumbnail_width_px, int) and 4 <= self.thumbnail_width_px <= 256
-        ):
-            raise ConfigError(
-                f"SelectorSettings.thumbnail_width_px expected an int in [4, 256]; "
-                f"got {self.thumbnail_width_px!r}"
-            )
-
-
-class PairSelector:
-    """Decides which stereo pairs are worth recording for adaptation (numpy + OpenCV).
-
-    Tests, cheapest first: time since the last kept pair (``min_interval_s``), change of a
-    small grey thumbnail of the left image since the last kept pair (``min_change``), and a
-    hand found by the pipeline's locator (``require_hand``). A pair dropped by one test is
-    not tested further. Only kept pairs become the reference for the next ones; a stamp
-    earlier than the last kept one (a replayed bag, a clock reset) passes the interval test.
-
-    Cost per pair at 640x480 (median, 2-core development VM, OpenCV 5): 0.01 ms when too
-    soon, 0.2 ms as a near-duplicate, 2-3 ms without a hand, 2.5-3.5 ms for a kept pair (the
-    locator dominates); well inside a 30 Hz camera's 33 ms. Not thread-safe: call it from
-    one thread.
-
-    Examples:
-        >>> selector = PairSelector()
-        >>> keep, reason = selector.consider(left_rgb, right_rgb, stamp_ns)
-    """
-
-    def __init__(self, settings: SelectorSettings | None = None) -> None:
-        self.settings = settings if settings is not None else SelectorSettings()
-        self._locator = self.settings.locator
-        self._last_thumb: np.ndarray | None = None
-        self._last_stamp_ns: int | None = None
-
-    def reset(self) -> None:
-        """Forget the last kept pair (e.g. when a new recording starts)."""
-        self._last_thumb = None
-        self._last_stamp_ns = None
-
-    def thumbnail(self, image: np.ndarray) -> np.ndarray:
-        """Grey thumbnail of an image.
-
-        Args:
-            image: (H, W, 3) uint8 RGB.
-
-        Returns:
-            (h, w) float32 grey levels 0-255, ``w = thumbnail_width_px``,
-            ``h = round(w * H / W)`` (at least 1), each pixel the mean of its image block.
-        """
-        import cv2
-
-        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        width = self.settings.thumbnail_width_px
-        height = max(1, round(width * image.shape[0] / image.shape[1]))
-        return cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32)
-
-    def consider(
-        self, left_rgb: np.ndarray, right_rgb: np.ndarray, stamp_ns: int
-    ) -> tuple[bool, str]:
-        """Keep this pair?
-
-        Args:
-            left_rgb: (H, W, 3) uint8 RGB left rectified image.
-            right_rgb: (H, W, 3) uint8 RGB right rectified image.
-            stamp_ns: the pair's header stamp, nanoseconds.
-
-        Returns:
-            ``(keep, reason)``: ``(True, "kept: ...")`` or ``(False, "too soon: ...")``,
-            ``(False, "near-duplicate: ...")``, ``(False, "no hand: ...")``.
-
-        Raises:
-            ShapeError: images not (H, W, 3) uint8 or of different sizes.
-        """
-        for name, image in (("left_rgb", left_rgb), ("right_rgb", right_rgb)):
-            check_shape(image, ("H", "W", 3), name)
-            if image.dtype != np.uint8:
-                raise ShapeError(f"{name} expected dtype uint8; got {image.dtype}")
-        if left_rgb.shape != right_rgb.shape:
-            raise ShapeError(
-                f"right_rgb expected shape {left_rgb.shape} (the left's); got {right_rgb.shape}"
-            )
-        s = self.settings
-        stamp_ns = int(stamp_ns)
-        last = self._last_stamp_ns
-        if s.min_interval_s > 0 and last is not None and stamp_ns >= last:
-            gap_s = (stamp_ns - last) / 1e9
-            if gap_s < s.min_interval_s:
-                return False, (
-                    f"too soon: {gap_s:.3f} s after the last kept pair < min_interval_s "
-                    f"{s.min_interval_s:g}"
-                )
-        thumb = self.thumbnail(left_rgb)
-        change = math.inf
-        if self._last_thumb is not None and self._last_thumb.shape == thumb.shape:
-            change = float(np.abs(thumb - self._last_thumb).mean())
-            if change < s.min_change or change == 0:
-                return False, (
-                    f"near-duplicate: change {change:.2f} grey levels since the last kept "
-                    f"pair < min_change {s.min_change:g}"
-                )
-        if s.require_hand:
-            from stereo_hand_mesh.pipeline.locator import LocatorSettings, locate_hand
-
-            if self._locator is None:
-                self._locator = LocatorSettings()
-            boxes = locate_hand(left_rgb, right_rgb, self._locator)
-            if boxes is None:
-                return False, (
-                    "no hand: no skin-coloured region of the left view matched in the right view"
-                )
-            found = f"hand at disparity {boxes.disparity_px:.1f} px"
-        else:
-            found = "no hand test"
-        self._last_thumb, self._last_stamp_ns = thumb, stamp_ns
-        what = "first pair" if math.isinf(change) else f"change {change:.2f} grey levels"
-        return True, f"kept: {what}, {found}"

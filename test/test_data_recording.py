@@ -1,4 +1,4 @@
-"""Split recording (SplitBagRecorder), crash recovery and pair selection, on real files.
+"""Split recording (data/recording: the writer, crash recovery, the read side), on real files.
 
 Real rosbag2 MCAP bags written by rosbags, CDR from the rosbags type store and from rclpy,
 a recorder killed with SIGKILL in a child process, and a real tmpfs filled to the last byte.
@@ -19,9 +19,7 @@ import yaml
 from conftest import start_python
 
 from stereo_hand_mesh.data import (
-    PairSelector,
     RecorderSettings,
-    SelectorSettings,
     SplitBagRecorder,
     StereoSample,
     bag_info,
@@ -303,7 +301,7 @@ _CRASHING_RECORDER = """
 import sys, time
 sys.path.insert(0, sys.argv[2])
 from pathlib import Path
-from test_recorder import START, STEP, _noise_pair, _settings
+from test_data_recording import START, STEP, _noise_pair, _settings
 from stereo_hand_mesh.data import SplitBagRecorder, pair_messages_cdr
 
 root = Path(sys.argv[1])
@@ -515,41 +513,3 @@ def test_no_start_when_free_space_is_short_from_the_outset(tmp_path: Path) -> No
     with pytest.raises(DataError, match="could not start recording: low disk space"):
         strict.start()
     assert strict.state == "idle" and list((tmp_path / "b").iterdir()) == []
-
-
-# --------------------------------------------------------------------------------------------
-# Pair selection
-
-
-def test_selector_keeps_hands_and_drops_empty_and_duplicate_pairs(hand_pairs: list) -> None:
-    selector = PairSelector(SelectorSettings(min_interval_s=0.2))
-    a, b = hand_pairs[0], hand_pairs[1]
-    keep, reason = selector.consider(a.left, a.right, START)
-    assert keep and reason.startswith("kept: first pair, hand at disparity"), reason
-    keep, reason = selector.consider(b.left, b.right, START + 10**8)
-    assert not keep and reason.startswith("too soon: 0.100 s"), reason
-    keep, reason = selector.consider(a.left, a.right, START + 10**9)
-    assert not keep and reason.startswith("near-duplicate: change 0.00"), reason
-    uniform = np.full_like(a.left, 90)
-    keep, reason = selector.consider(uniform, uniform, START + 2 * 10**9)
-    assert not keep and reason.startswith("no hand"), reason
-    keep, reason = selector.consider(b.left, b.right, START + 3 * 10**9)
-    assert keep and "change" in reason, reason
-    # An earlier stamp (a replayed bag) is not "too soon".
-    keep, reason = selector.consider(a.left, a.right, START)
-    assert keep, reason
-    with pytest.raises(ConfigError, match="min_change expected a finite number >= 0"):
-        SelectorSettings(min_change=-1.0)
-
-
-def test_selector_duplicate_threshold_is_in_grey_levels(hand_pairs: list) -> None:
-    selector = PairSelector(SelectorSettings(min_interval_s=0.0, min_change=5.0))
-    a = hand_pairs[2]
-    assert selector.consider(a.left, a.right, START)[0]
-    brighter = np.clip(a.left.astype(np.int16) + 4, 0, 255).astype(np.uint8)
-    keep, reason = selector.consider(brighter, a.right, START + 1)
-    assert not keep and "change 4.0" in reason, reason  # +4 grey levels everywhere
-    brighter = np.clip(a.left.astype(np.int16) + 8, 0, 255).astype(np.uint8)
-    assert selector.consider(brighter, a.right, START + 2)[0]
-    thumb = selector.thumbnail(a.left)
-    assert thumb.shape == (24, 32) and thumb.dtype == np.float32
