@@ -41,13 +41,7 @@ APPLICATION_LAYERS = ("ros", "cli")
 #: Known upward edges, each with the item that removes it: (importing module, imported module).
 #: Anything not listed here fails; an entry allows exactly one (importer, imported module) pair.
 #: Delete an entry as soon as its edge is gone, so that the edge cannot come back.
-KNOWN_UPWARD_IMPORTS: dict[tuple[str, str], str] = {
-    # Found when issue 15 item 4 made "hand..data import pipeline" upward; item 4 moved the
-    # recorder's pair selector out of data/ and left this one: the torch fit reuses the numpy
-    # fit's FitSettings and HandFit. Removed when those move below pipeline (or the torch
-    # fit moves up to train/).
-    ("stereo_hand_mesh.model.hand_fit_torch", "stereo_hand_mesh.pipeline.fit"): "issue 15",
-}
+KNOWN_UPWARD_IMPORTS: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

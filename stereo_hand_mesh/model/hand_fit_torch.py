@@ -78,6 +78,7 @@ from torch import Tensor
 from stereo_hand_mesh._check import check_finite, check_shape
 from stereo_hand_mesh.errors import ConfigError, FitError, ShapeError
 from stereo_hand_mesh.hand.chain import template_chain
+from stereo_hand_mesh.hand.fit_types import FitSettings, HandFit
 from stereo_hand_mesh.hand.joints import NUM_JOINTS
 from stereo_hand_mesh.hand.model import template_hand
 from stereo_hand_mesh.hand.poses import GESTURES
@@ -89,7 +90,6 @@ from stereo_hand_mesh.hand.skeleton import (
     NUM_POSE_PARAMS,
     POSE_LIMITS,
 )
-from stereo_hand_mesh.pipeline.fit import FitSettings, HandFit
 
 __all__ = [
     "HandParams",
