@@ -19,7 +19,7 @@ stamp="$venv/.bootstrap-stamp"
 
 log() { printf '[bootstrap] %s\n' "$*"; }
 
-# Cache MediaPipe's wheel and its .tflite files for test/test_mediapipe_import.py (cheap when
+# Cache MediaPipe's wheel and its .tflite files for test/test_model_mediapipe_import.py (cheap when
 # cached: only the extracted files' hashes are checked). Not fatal: the test skips without.
 fetch_mediapipe() {
     "$venv/bin/python" "$root/tools/import_mediapipe_hands.py" --fetch-only \

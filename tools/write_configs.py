@@ -3,7 +3,7 @@
 tables (one source of truth).
 
 Every declared parameter appears with its default and a comment (its description, range and
-choices). test/test_hand_mesh_node.py checks that the committed files equal what this writes.
+choices). test/test_ros_hand_mesh_node.py checks that the committed files equal what this writes.
 
     .venv/bin/python tools/write_configs.py          # rewrite the files
     .venv/bin/python tools/write_configs.py --check  # exit 1 when a file is out of date
