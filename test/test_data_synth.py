@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -101,6 +103,26 @@ def test_cli_writes_split_and_bag(tmp_path):
         assert np.array_equal(sample.left, reader[i].left)
         assert np.array_equal(sample.right, reader[i].right)
         assert np.allclose(sample.joints, reader[i].joints, atol=1e-6)
+
+
+def test_cli_writes_a_bag_of_continuous_motion(tmp_path, capsys):
+    """--motion: consecutive frames of the simulator's motion, 1/rate s apart, with their
+    true joints; the hand moves a little between frames (a camera's view), unlike the
+    unrelated scenes of a plain --bag."""
+    small = ["--seed", "3", "--width", "320", "--height", "240", "--quiet", "--rate", "30"]
+    argv = ["synth", "--domain", "source", "--count", "3", *small]
+    bag = tmp_path / "motion"
+    assert cli_main([*argv, "--out", str(bag), "--bag", "--motion"]) == 0
+    samples = list(read_stereo_bag(bag))
+    assert len(samples) == 3
+    stamps = [s.stamp_ns for s in samples]
+    assert np.allclose(np.diff(stamps), 1e9 / 30, atol=1e3)
+    steps = [
+        np.linalg.norm(b.joints - a.joints, axis=1).max() for a, b in itertools.pairwise(samples)
+    ]
+    assert all(0 < step < 0.05 for step in steps), steps  # < 5 cm per 33 ms
+    assert cli_main([*argv, "--out", str(tmp_path / "split"), "--motion"]) == 1
+    assert "--motion expected --bag" in capsys.readouterr().err
 
 
 def test_bad_settings():

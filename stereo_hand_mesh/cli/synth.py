@@ -32,11 +32,36 @@ def add_synth_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
         "--bag", action="store_true", help="write a rosbag2 bag (four stereo topics + gt)"
     )
     p.add_argument("--rate", type=float, default=30.0, help="bag frame rate, Hz")
+    p.add_argument(
+        "--motion", action="store_true",
+        help="(bag) consecutive frames of the simulator's smooth hand motion at --rate, "
+        "as a camera sees them, instead of unrelated scenes",
+    )  # fmt: skip
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     p.add_argument("--no-masks", action="store_true", help="do not store hand masks")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def _motion_samples(settings, count: int, seed: int, rate_hz: float, quiet: bool):
+    """``count`` consecutive frames of the simulator's motion (seed ``seed``) at ``rate_hz``,
+    as StereoSamples with their true joints."""
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from stereo_hand_mesh.data.motion import HandMotion, HandMotionSettings, render_motion_frame
+    from stereo_hand_mesh.data.sample import StereoSample
+    from stereo_hand_mesh.hand.model import template_hand
+
+    hand = template_hand()
+    motion = HandMotion(hand, settings, HandMotionSettings(), seed)
+    faces_t = torch.from_numpy(hand.faces.astype(np.int64))
+    left_info, right_info = settings.rig.camera_infos()
+    for i in tqdm(range(count), desc="synth motion", disable=quiet, file=sys.stderr):
+        f = render_motion_frame(motion, i, i / rate_hz, faces_t)
+        yield StereoSample(f.left, f.right, left_info, right_info, index=i, joints=f.joints)
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -62,10 +87,15 @@ def run_synth(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     start = time.perf_counter()
+    if args.motion and not args.bag:
+        raise ConfigError("--motion expected --bag (a split's pairs are unrelated scenes)")
     if args.bag:
         if args.out.exists():
             raise ConfigError(f"--out {args.out} expected not to exist for a bag; it does")
-        samples = (as_stereo_sample(p, i, left_info, right_info) for i, p in enumerate(pairs))
+        if args.motion:
+            samples = _motion_samples(settings, args.count, args.seed, args.rate, args.quiet)
+        else:
+            samples = (as_stereo_sample(p, i, left_info, right_info) for i, p in enumerate(pairs))
         write_stereo_bag(args.out, samples, args.rate, storage=args.storage)
     else:
         with StereoSetWriter(
