@@ -43,6 +43,7 @@ from scipy.spatial.transform import Rotation
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_description, percentile
 
+from stereo_hand_mesh.geometry.camera import PinholeCamera, StereoRig
 from stereo_hand_mesh.hand.chain import template_chain
 from stereo_hand_mesh.hand.model import template_hand
 from stereo_hand_mesh.hand.poses import sample_pose
@@ -69,21 +70,29 @@ RIGS: dict[str, tuple[np.ndarray, np.ndarray, float, float | None]] = {
 NOISE_PX = (0.5, 1.0, 2.0, 4.0)
 
 
+def _camera(k: np.ndarray, tx: float) -> PinholeCamera:
+    """A rectified pinhole camera from ``[fx, fy, cx, cy]`` and ``P[0, 3]``."""
+    fx, fy, cx, cy = (float(v) for v in k)
+    p = np.array([[fx, 0.0, cx, tx], [0.0, fy, cy, 0.0], [0.0, 0.0, 1.0, 0.0]])
+    return PinholeCamera(1280, 960, fx, fy, cx, cy, tx, 0.0, p[:, :3], np.zeros(5), np.eye(3), p)
+
+
+#: The rigs above as the package's StereoRig (its projection and triangulation).
+STEREO_RIGS = {
+    name: StereoRig(_camera(kl, 0.0), _camera(kr, -kr[0] * b), b)
+    for name, (kl, kr, b, _) in RIGS.items()
+}
+
+
 def project(joints: np.ndarray, rig: str) -> tuple[np.ndarray, np.ndarray]:
     """(21, 3) metres -> left and right (21, 2) pixels."""
-    kl, kr, baseline, _ = RIGS[rig]
-    x, y, z = joints.T
-    uv_l = np.stack([kl[0] * x / z + kl[2], kl[1] * y / z + kl[3]], axis=1)
-    uv_r = np.stack([kr[0] * (x - baseline) / z + kr[2], kr[1] * y / z + kr[3]], axis=1)
-    return uv_l, uv_r
+    stereo = STEREO_RIGS[rig]
+    return stereo.project_left(joints), stereo.project_right(joints)
 
 
 def triangulate(uv_l: np.ndarray, uv_r: np.ndarray, rig: str) -> np.ndarray:
     """Plain disparity triangulation, (21, 3) metres."""
-    kl, kr, baseline, _ = RIGS[rig]
-    d = (uv_l[:, 0] - kl[2]) - (uv_r[:, 0] - kr[2])
-    z = kl[0] * baseline / d
-    return np.stack([(uv_l[:, 0] - kl[2]) * z / kl[0], (uv_l[:, 1] - kl[3]) * z / kl[1], z], 1)
+    return STEREO_RIGS[rig].triangulate(uv_l, uv_r).points
 
 
 def make_hand(rng: np.random.Generator, rig: str) -> dict[str, np.ndarray]:
