@@ -17,7 +17,9 @@ frame's error being the mean over its labelled joints; mean and median are over 
 where a hand was found. The peer's ms per pair include decoding both PNGs; ours do not (our
 decode time is given beside, ``decode_ms_median``). The real data is for evaluation only
 (``../shared/realdata/README.md``). Without the folder the script prints
-``skipped: ... not found`` and exits 0 (CI does not have it).
+``skipped: ... not found`` and exits 0 (CI does not have it). ``--frames START:STOP`` plays
+and scores only those positions of the folder (e.g. ``38:``, the held-out half of a label-free
+adaptation or calibration on ``0:38``); the peer, which scores whole folders, is then skipped.
 
 Writes the JSON and a markdown table beside it (``.md``).
 """
@@ -38,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_description
 
+from stereo_hand_mesh.cli.options import add_frames_argument
 from stereo_hand_mesh.cli.train import build_product_pipeline
 from stereo_hand_mesh.data.realdata import RealStereoFolder
 from stereo_hand_mesh.train.real_eval import evaluate_real
@@ -161,6 +164,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: its)")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the recording")
     parser.add_argument("--no-peer", action="store_true", help="do not run the peer")
+    add_frames_argument(parser)
     args = parser.parse_args()
     if not args.data.is_dir():
         print(f"bench_real: skipped: real data folder {args.data} not found")
@@ -171,11 +175,17 @@ def main() -> int:
     ours = {}
     for mode in ("static", "tracking"):
         ours[mode] = evaluate_real(
-            folder, pipeline, tracking=mode == "tracking", frame_rate_hz=args.fps
+            folder,
+            pipeline,
+            tracking=mode == "tracking",
+            frame_rate_hz=args.fps,
+            frames=args.frames,
         )
     scored = [r["frame"] for r in ours["static"]["per_frame"]]
     if args.no_peer:
         peer: dict[str, Any] = {"skipped": "--no-peer"}
+    elif args.frames is not None:
+        peer = {"skipped": "--frames: the peer tool scores the whole folder, not a selection"}
     else:
         peer = run_peer(args.peer_python.expanduser(), args.peer_script, args.data)
     result: dict[str, Any] = {

@@ -105,3 +105,59 @@ def test_import_is_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_frame_selection_on_every_kind_of_source(tmp_path: Path, split: Path) -> None:
+    from realdata_files import write_real_folder
+
+    from stereo_hand_mesh.data.sources import parse_frame_slice
+
+    write_stereo_bag(tmp_path / "bag", StereoSetReader(split), 15.0)
+    real = write_real_folder(tmp_path / "real", frames=(3, 4, 7, 8), labels=False)
+    for source, numbers in (
+        (split, [0, 1, 2]),
+        (tmp_path / "bag", [0, 1, 2]),
+        (real, [3, 4, 7, 8]),
+    ):
+        whole = list(iter_stereo_samples(source, load_ground_truth=False))
+        assert [s.index for s in whole] == numbers, source
+        for text in ("1:", ":2", "1:2", "0:100", "5:"):
+            frames = parse_frame_slice(text)
+            picked = list(iter_stereo_samples(source, load_ground_truth=False, frames=frames))
+            # Positions in the source's order, as a Python slice of the whole list; samples
+            # keep their index.
+            assert [s.index for s in picked] == numbers[frames], (source, text)
+            for a, b in zip(picked, whole[frames]):
+                np.testing.assert_array_equal(a.left, b.left)
+
+
+@pytest.mark.parametrize(
+    "text, want",
+    [("0:38", slice(0, 38)), ("38:", slice(38, None)), (":5", slice(None, 5)),
+     (" 2 : 4 ", slice(2, 4)), ("", None), (None, None)],
+)  # fmt: skip
+def test_parse_frame_slice(text: str | None, want: slice | None) -> None:
+    from stereo_hand_mesh.data.sources import frame_slice_text, parse_frame_slice
+
+    got = parse_frame_slice(text)
+    assert got == want
+    if got is not None:
+        assert parse_frame_slice(frame_slice_text(got)) == got
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [("38", "START:STOP"), ("a:b", "START:STOP"), ("-1:5", "START:STOP"), ("1:2:3", "START:STOP"),
+     ("5:2", "STOP > START"), ("3:3", "STOP > START")],
+)  # fmt: skip
+def test_bad_frame_selections_say_what_was_expected(split: Path, bad: str, message: str) -> None:
+    from stereo_hand_mesh.data.sources import parse_frame_slice
+    from stereo_hand_mesh.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"frames expected .*{message}.*; got"):
+        parse_frame_slice(bad)
+    for frames, why in ((slice(-2, None), "non-negative"), (slice(0, 4, 2), "step")):
+        with pytest.raises(ConfigError, match=why):
+            iter_stereo_samples(split, frames=frames)
+    with pytest.raises(ConfigError, match="expected a slice or None; got str"):
+        iter_stereo_samples(split, frames="1:2")  # type: ignore[arg-type]

@@ -181,6 +181,28 @@ def test_all_labelled_frames_and_limit(folder: RealStereoFolder) -> None:
     assert [c[1] for c in pipeline.calls if c[0] == "process"] == [0, 1]
 
 
+def test_frame_selection_plays_and_scores_only_those_positions(folder: RealStereoFolder) -> None:
+    answers = _predictions()
+    # Positions 3: of FRAMES (0, 1, 2, 3, 4, 5, 8, 9) are frames 3, 4, 5, 8, 9; all inside.
+    for tracking in (True, False):
+        pipeline = ScriptedPipeline(answers)
+        result = evaluate_real(folder, pipeline, tracking=tracking, frames=slice(3, None))
+        played = [c[1] for c in pipeline.calls if c[0] == "process"]
+        assert played == [3, 4, 5, 8, 9], tracking
+        assert result["frames"] == "3:" and result["frames_scored"] == 5
+        assert [r["frame"] for r in result["per_frame"]] == [3, 4, 5, 8, 9]
+        ref = _reference(folder, answers, [3, 4, 5, 8, 9])
+        _assert_close(result["mean_joint_error_mm"], ref["mean"], "mean")
+        if tracking:  # tracking starts afresh at the selection, and at the gap 5 -> 8
+            assert pipeline.calls[0] == ("reset",)
+            assert sum(c[0] == "reset" for c in pipeline.calls) == 2
+    # The first half: positions 0:3 are frames 0, 1, 2 (2 is not inside: not scored).
+    result = evaluate_real(folder, ScriptedPipeline(answers), frames=slice(0, 3))
+    assert result["frames_scored"] == 2 and result["frames"] == "0:3"
+    with pytest.raises(ConfigError, match="frames expected STOP > START"):
+        evaluate_real(folder, ScriptedPipeline(answers), frames=slice(3, 1))
+
+
 def test_unlabelled_folder_reports_found_rate_and_latency(tmp_path: Path) -> None:
     path = write_real_folder(tmp_path / "u", frames=(0, 1, 2), labels=False)
     answers = {0: frame_joints(0), 1: "no hand found", 2: frame_joints(2)}

@@ -3,7 +3,8 @@
 One module per group of subcommands, each with an ``add_*_parser(s)`` that registers its
 sub-parsers and returns the functions that run them: :mod:`.synth` (``synth``), :mod:`.train`
 (``pretrain``, ``adapt``, ``eval``), :mod:`.runtime` (``export``, ``infer``, ``bench``; the
-pipeline benchmark itself is :mod:`.bench`) and :mod:`.demo` (``demo``). This package sits
+pipeline benchmark itself is :mod:`.bench`), :mod:`.demo` (``demo``) and :mod:`.calibrate`
+(``calibrate``); :mod:`.options` holds options several of them share. This package sits
 on top of the layers (DESIGN.md, "Architecture"): it may import any of them, and none of them
 imports it (``test/test_architecture.py``). Heavy imports (torch, rclpy) happen inside the
 subcommand, so ``stereo-hand-mesh --help`` stays fast.
@@ -61,6 +62,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
     from stereo_hand_mesh.cli.demo import add_demo_parser
 
     runners |= add_demo_parser(sub)
+    from stereo_hand_mesh.cli.calibrate import add_calibrate_parser
+
+    runners |= add_calibrate_parser(sub)
     for name, what in _PLANNED.items():
         sub.add_parser(name, help=f"{what} [not built yet]")
         runners[name] = _not_built(name)

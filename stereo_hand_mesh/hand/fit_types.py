@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from stereo_hand_mesh.errors import ConfigError
+from stereo_hand_mesh.hand.shape import SHAPE_LIMITS, SHAPE_PARAM_NAMES
 
 __all__ = ["ROBUST_LOSSES", "FitSettings", "HandFit"]
 
@@ -57,6 +58,12 @@ class FitSettings:
             of a keypoint usable for the cold-start triangulation. Default 1.
         initial_damping: initial Levenberg-Marquardt damping (relative to the diagonal of
             the normal matrix). Default 1e-3.
+        fixed_shape: None (default: the shape is fitted per pair) or the user's 9 shape
+            factors (:data:`~stereo_hand_mesh.hand.shape.SHAPE_PARAM_NAMES` order, within
+            :data:`~stereo_hand_mesh.hand.shape.SHAPE_LIMITS`), e.g. a per-user calibration:
+            the fit then holds the shape at these values (starts there, never steps it) and
+            solves pose, rotation and translation only. The cost is unchanged (its shape
+            prior is then a constant).
     """
 
     max_iterations: int = 10
@@ -71,8 +78,11 @@ class FitSettings:
     shape_prior_weight: float = 10.0
     min_disparity_px: float = 1.0
     initial_damping: float = 1e-3
+    fixed_shape: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.fixed_shape is not None:
+            self._check_fixed_shape()
         for name in ("max_iterations", "max_iterations_warm"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -91,7 +101,7 @@ class FitSettings:
             "initial_damping",
         )
         for f in fields(self):
-            if f.name in ("max_iterations", "max_iterations_warm", "robust_loss"):
+            if f.name in ("max_iterations", "max_iterations_warm", "robust_loss", "fixed_shape"):
                 continue
             value = getattr(self, f.name)
             ok = isinstance(value, int | float) and math.isfinite(value)
@@ -99,6 +109,25 @@ class FitSettings:
                 bound = "> 0" if f.name in positive else ">= 0"
                 raise ConfigError(
                     f"FitSettings.{f.name} expected a finite value {bound}; got {value!r}"
+                )
+
+    def _check_fixed_shape(self) -> None:
+        """``fixed_shape``: a tuple of S finite floats within the shape limits (frozen: the
+        settings stay hashable and comparable)."""
+        value = self.fixed_shape
+        names = SHAPE_PARAM_NAMES
+        if not isinstance(value, tuple) or len(value) != len(names):
+            raise ConfigError(
+                f"FitSettings.fixed_shape expected None or a tuple of {len(names)} shape factors "
+                f"({', '.join(names)}); got {value!r}"
+            )
+        for k, (name, v) in enumerate(zip(names, value, strict=True)):
+            lo, hi = SHAPE_LIMITS[:, k]
+            real = isinstance(v, int | float) and not isinstance(v, bool)
+            if not (real and math.isfinite(v) and lo - 1e-9 <= v <= hi + 1e-9):
+                raise ConfigError(
+                    f"FitSettings.fixed_shape[{k}] ({name}) expected a value in [{lo}, {hi}]; "
+                    f"got {v!r}"
                 )
 
 

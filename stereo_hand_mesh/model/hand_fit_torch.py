@@ -522,6 +522,7 @@ class _Problem:
     mirror: Tensor  # (B, 3) (-1, 1, 1) for a left hand, ones for a right one
     prior_weight: Tensor  # (P + S,) pixels per unit (0 for the overall scale)
     prior_target: Tensor  # (P + S,)
+    fixed: Tensor  # (N,) bool: parameters held at their start (a fixed shape)
     landmarks: Tensor | None  # (B, 21, 3) centred world landmarks, metres
     world_gain: Tensor | None  # (B,) pixels per metre of the world prior
     settings: FitSettings
@@ -624,10 +625,13 @@ def _evaluate(
     return _Evaluation(cost, errors, scale, hess, grad)
 
 
-def _bounded_step(c: _TorchChain, lhs: Tensor, grad: Tensor, state: _State) -> Tensor:
+def _bounded_step(
+    c: _TorchChain, lhs: Tensor, grad: Tensor, state: _State, fixed: Tensor
+) -> Tensor:
     """(B, N) damped Gauss-Newton steps ``lhs @ delta = -grad`` that respect the limits.
 
-    The numpy solver's projected step, batched: parameters at a limit that the gradient
+    The numpy solver's projected step, batched: parameters in (N,) ``fixed`` (a fixed shape)
+    never move; parameters at a limit that the gradient
     pushes outwards are held (their rows become identities, their columns move to the
     right-hand side); a step that would take a free parameter past its limit stops it there
     and holds it, and the others are solved again (four solves at most). The held sets are
@@ -638,7 +642,7 @@ def _bounded_step(c: _TorchChain, lhs: Tensor, grad: Tensor, state: _State) -> T
     lo, hi = c.lower, c.upper
     with torch.no_grad():
         xd, gd = x.detach(), grad.detach()
-        held = ((xd <= lo + 1e-12) & (gd > 0)) | ((xd >= hi - 1e-12) & (gd < 0))
+        held = fixed | ((xd <= lo + 1e-12) & (gd > 0)) | ((xd >= hi - 1e-12) & (gd < 0))
     delta = torch.zeros_like(grad)
     eye = torch.eye(_NUM_PARAMS, dtype=grad.dtype, device=grad.device)
     for _ in range(4):
@@ -702,7 +706,7 @@ def _levenberg_marquardt(
         result = state
         for _ in range(_MAX_TRIES):
             lhs = ev.hess + torch.diag_embed(damping[:, None] * diag + 1e-9)
-            delta = _bounded_step(c, lhs, ev.grad, state)
+            delta = _bounded_step(c, lhs, ev.grad, state, problem.fixed)
             trial = _step(c, state, delta)
             with torch.no_grad():
                 trial_cost = _evaluate(c, problem, trial, ev.scale, False).cost
@@ -774,7 +778,8 @@ def fit_hand_torch(
             detached), every joint at least 2 cm in front of the left camera.
         iterations: Levenberg-Marquardt iterations (>= 1); 3 refine a converged fit.
         settings: the numpy fit's settings (None: defaults); its robust loss and scale,
-            prior weights and initial damping are used (iteration counts, tolerances and
+            prior weights, initial damping and ``fixed_shape`` (which replaces ``init``'s
+            shape and is held) are used (iteration counts, tolerances and
             ``min_disparity_px`` are the numpy solver's own).
         handedness: ``"right"``, ``"left"``, or a sequence of B of them (a left hand is
             fitted as a mirrored right hand).
@@ -854,6 +859,12 @@ def fit_hand_torch(
     shape_prior = uv_l.new_full((NUM_SHAPE_PARAMS,), settings.shape_prior_weight)
     shape_prior[0] = 0.0  # the overall scale gets no prior: the stereo pair measures it
     zeros = torch.zeros_like(base)
+    fixed = torch.zeros(_NUM_PARAMS, dtype=torch.bool, device=uv_l.device)
+    init_shape = init.shape
+    if settings.fixed_shape is not None:
+        # The fit holds the calibrated shape: every pair starts there and never steps it.
+        fixed[_SHAPE0:_ROT0] = True
+        init_shape = uv_l.new_tensor(settings.fixed_shape).expand(batch, -1)
     problem = _Problem(
         uv=torch.stack([uv_l, uv_r], dim=1),
         weights=w,
@@ -866,13 +877,14 @@ def fit_hand_torch(
         mirror=mirror,
         prior_weight=torch.cat([pose_prior, shape_prior]),
         prior_target=torch.cat([c.relaxed, torch.ones_like(shape_prior)]),
+        fixed=fixed,
         landmarks=None,
         world_gain=None,
         settings=settings,
     )
     state = _State(
         pose=torch.clamp(init.pose, c.lower[:_SHAPE0], c.upper[:_SHAPE0]),
-        shape=torch.clamp(init.shape, c.lower[_SHAPE0:_ROT0], c.upper[_SHAPE0:_ROT0]),
+        shape=torch.clamp(init_shape, c.lower[_SHAPE0:_ROT0], c.upper[_SHAPE0:_ROT0]),
         rot=_rotation_matrices(init.global_rot),
         trans=init.trans,
     )

@@ -3,7 +3,9 @@ benchmarks alike.
 
 The model file decides the path: no file (the shipped networks), a ``.npz`` weights file or
 an ``.onnx`` file carrying the keypoint metadata of ``tools/import_mediapipe_hands.py`` run the
-real-trained keypoint pipeline (:class:`~stereo_hand_mesh.pipeline.estimator.HandMeshPipeline`);
+real-trained keypoint pipeline (:class:`~stereo_hand_mesh.pipeline.estimator.HandMeshPipeline`,
+with the per-user hand calibration the landmark file may carry:
+:mod:`~stereo_hand_mesh.pipeline.calibration`);
 a ``.pt`` checkpoint or an ``.onnx`` export of the synthetic-trained mesh network (what
 ``stereo-hand-mesh pretrain``/``adapt`` and the adaptation node write) runs the legacy mesh-uv
 pipeline (:class:`~stereo_hand_mesh.pipeline.mesh_uv.MeshUVPipeline`).
@@ -12,10 +14,15 @@ pipeline (:class:`~stereo_hand_mesh.pipeline.mesh_uv.MeshUVPipeline`).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stereo_hand_mesh.errors import ModelFileError
+from stereo_hand_mesh.pipeline.calibration import (
+    HandCalibration,
+    calibrated_fit_settings,
+    read_model_calibration,
+)
 from stereo_hand_mesh.pipeline.estimator import HandMeshPipeline, PipelineSettings
 from stereo_hand_mesh.pipeline.mesh_uv import MeshUVPipeline, joint_regressor_for
 
@@ -34,12 +41,15 @@ class PipelineChoice:
         kind: ``"keypoints"`` or ``"mesh_uv"``.
         reason: the runtime and why it was chosen (one line for the log).
         model: the model file(s), for the log and the diagnostics.
+        calibration: the hand calibration the pipeline's fit holds (read from the landmark
+            file), or None.
     """
 
     pipeline: HandMeshPipeline | MeshUVPipeline
     kind: str
     reason: str
     model: str
+    calibration: HandCalibration | None = None
 
 
 def model_kind(path: str | os.PathLike[str] | None) -> str:
@@ -89,6 +99,7 @@ def create_pipeline(
     enable_fp16: bool = False,
     force_engine_update: bool = False,
     intra_op_threads: int = 0,
+    apply_calibration: bool = True,
 ) -> PipelineChoice:
     """The pipeline for a model choice (module docstring).
 
@@ -104,6 +115,9 @@ def create_pipeline(
         enable_fp16: FP16 for TensorRT and torch on CUDA.
         force_engine_update: rebuild TensorRT engines.
         intra_op_threads: ONNX Runtime CPU threads (0: default).
+        apply_calibration: when the landmark file carries a hand calibration
+            (:func:`~stereo_hand_mesh.pipeline.calibration.read_model_calibration`), fit
+            every pair with its shape held (``settings.fit.fixed_shape``); False ignores it.
 
     Raises:
         ConfigError: a bad backend, variant or file kind for the backend.
@@ -138,4 +152,7 @@ def create_pipeline(
         intra_op_threads,
     )
     model = f"{nets.landmarks.path} + {nets.detector.path}"
-    return PipelineChoice(HandMeshPipeline(nets, settings), kind, nets.reason, model)
+    calibration = read_model_calibration(nets.landmarks.path) if apply_calibration else None
+    if calibration is not None:
+        settings = replace(settings, fit=calibrated_fit_settings(settings.fit, calibration))
+    return PipelineChoice(HandMeshPipeline(nets, settings), kind, nets.reason, model, calibration)

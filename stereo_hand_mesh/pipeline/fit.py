@@ -38,7 +38,9 @@ scale-free), and ``k = world_prior_weight * fx / z`` converts metres at the hand
 :data:`~stereo_hand_mesh.hand.shape.SHAPE_LIMITS`: a parameter pressing against its limit is
 held out of the step and a step stops a free one at its limit (a projected step; plain
 clipping made LM crawl). The global rotation is updated multiplicatively
-(``R <- exp(delta) R``).
+(``R <- exp(delta) R``). With :attr:`FitSettings.fixed_shape` (a per-user calibration) the
+shape starts at those factors and is held out of every step: only pose, rotation and
+translation are solved.
 
 Cold start (``init=None``): keypoints seen in both views are triangulated from their
 disparity ``d = (u_l - cx_l) - (u_r - cx_r)``, ``z = fx B / d``; the template's rigid palm
@@ -265,6 +267,8 @@ class _Problem:
     prior_target: np.ndarray  # (P + S,) relaxed pose and mean shape
     prior_weight: np.ndarray  # (P + S,) pixels per unit (0 for the overall scale)
     used: np.ndarray  # (2, 21) bool: weight > 0
+    fixed: np.ndarray  # (N,) bool: parameters held at their start (a fixed shape)
+    fixed_shape: np.ndarray | None  # (S,) the shape they are held at, or None
 
 
 @dataclass
@@ -402,17 +406,20 @@ _BOUNDS = np.concatenate(
 _BOUNDS.setflags(write=False)
 
 
-def _bounded_step(lhs: np.ndarray, grad: np.ndarray, state: _State) -> np.ndarray:
+def _bounded_step(
+    lhs: np.ndarray, grad: np.ndarray, state: _State, fixed: np.ndarray
+) -> np.ndarray:
     """Damped Gauss-Newton step ``lhs @ delta = -grad`` that respects the parameter limits.
 
-    Parameters at a limit that the gradient pushes outwards are held; a step that would take
+    Parameters in ``fixed`` ((N,) bool: a fixed shape) never move. Parameters at a limit
+    that the gradient pushes outwards are held; a step that would take
     a free parameter past its limit stops it there and holds it, and the others are solved
     again (at most three rounds). Clipping alone would waste most of every step on such
     parameters (measured: LM then crawls at a few % of cost per iteration).
     """
     x = np.concatenate([state.pose, state.shape, np.zeros(6)])
     lo, hi = _BOUNDS
-    held = ((x <= lo + 1e-12) & (grad > 0)) | ((x >= hi - 1e-12) & (grad < 0))
+    held = fixed | ((x <= lo + 1e-12) & (grad > 0)) | ((x >= hi - 1e-12) & (grad < 0))
     if not held.any():
         delta = np.linalg.solve(lhs, -grad)
         moved = x + delta
@@ -469,7 +476,7 @@ def _levenberg_marquardt(
         for _ in range(8):
             lhs = hess + np.diag(damping * diag + 1e-9)
             try:
-                delta = _bounded_step(lhs, grad, state)
+                delta = _bounded_step(lhs, grad, state, problem.fixed)
             except np.linalg.LinAlgError:
                 damping *= growth
                 growth *= 2.0
@@ -661,8 +668,11 @@ def _cold_start(
         )
         usable = valid.copy()
         usable[palm] = True
-        shape = np.ones(NUM_SHAPE_PARAMS)
-        shape[0] = scale
+        if problem.fixed_shape is None:
+            shape = np.ones(NUM_SHAPE_PARAMS)
+            shape[0] = scale
+        else:
+            shape = problem.fixed_shape.copy()
         pose = _swing_pose(chain, hand_points, usable, problem.relaxed)
         state = _State(pose=pose, shape=shape, rot=rot, trans=trans)
         # A keypoint off in one view triangulates to a point that both views agree with, so
@@ -773,6 +783,11 @@ def _problem_from_inputs(
             )
     relaxed = np.asarray(GESTURES["relaxed"], dtype=np.float64)
     baseline = float(baseline_m)
+    fixed = np.zeros(_NUM_PARAMS, dtype=bool)
+    fixed_shape = None
+    if settings.fixed_shape is not None:
+        fixed[_SHAPE0:_ROT0] = True
+        fixed_shape = np.array(settings.fixed_shape, dtype=np.float64)
     return _Problem(
         uv=np.stack([uv_l, uv_r]),
         weights=w,
@@ -788,6 +803,8 @@ def _problem_from_inputs(
         centre=np.stack([kl[2:], kr[2:]]),
         camera_offset=np.array([[0.0, 0.0], [baseline, 0.0]]),
         used=w > 0,
+        fixed=fixed,
+        fixed_shape=fixed_shape,
         prior_target=np.concatenate([relaxed, np.ones(NUM_SHAPE_PARAMS)]),
         # The overall scale gets no prior: the stereo pair measures it.
         prior_weight=np.concatenate(
@@ -881,6 +898,8 @@ def fit_hand(
         mirror=handedness == "left",
     )
     warm = None if init is None else _warm_state(init, handedness)
+    if warm is not None and problem.fixed_shape is not None:
+        warm.shape = problem.fixed_shape.copy()
     w = problem.weights
     chain = template_chain()
     points, valid, disparity = _triangulate(problem)

@@ -33,6 +33,7 @@ import numpy as np
 from stereo_hand_mesh._check import check_shape
 from stereo_hand_mesh._machine import percentile
 from stereo_hand_mesh.data.realdata import RealStereoFolder
+from stereo_hand_mesh.data.sources import check_frame_slice, frame_slice_text, select_frames
 from stereo_hand_mesh.errors import ConfigError, ShapeError
 from stereo_hand_mesh.geometry.camera import StereoRig
 from stereo_hand_mesh.hand.joints import JOINT_NAMES, NUM_JOINTS, WRIST
@@ -87,23 +88,29 @@ def reason_pattern(reason: str) -> str:
 
 
 def _frames_to_play(
-    folder: RealStereoFolder, tracking: bool, only_inside: bool, limit: int | None
+    folder: RealStereoFolder,
+    tracking: bool,
+    only_inside: bool,
+    limit: int | None,
+    frames: slice | None = None,
 ) -> tuple[list[int], set[int]]:
-    """(frames played in order, frames scored)."""
+    """(frames played in order, frames scored), both within the selection ``frames``
+    (positions in ``folder.frames``)."""
+    selected = select_frames(folder.frames, frames)
     if folder.has_labels:
         scored = [
             f
-            for f in folder.frames
+            for f in selected
             if folder.inside(f) is not None and (folder.inside(f) or not only_inside)
         ]
     else:
-        scored = list(folder.frames)
+        scored = list(selected)
     if limit is not None:
         scored = scored[:limit]
     if not tracking:
         return scored, set(scored)
     last = scored[-1] if scored else None
-    played = [f for f in folder.frames if last is not None and f <= last]
+    played = [f for f in selected if last is not None and f <= last]
     return played, set(scored)
 
 
@@ -190,6 +197,7 @@ def evaluate_real(
     frame_rate_hz: float = 30.0,
     limit: int | None = None,
     thresholds_mm: np.ndarray = PCK_THRESHOLDS_MM,
+    frames: slice | None = None,
 ) -> dict[str, Any]:
     """Play a real stereo folder through a pipeline and score it (see the module docstring).
 
@@ -206,13 +214,16 @@ def evaluate_real(
             divided by it (the temporal filter's clock).
         limit: score at most this many frames (the first ones); None scores all.
         thresholds_mm: (T,) 3D PCK thresholds, mm; the AUC is over their range.
+        frames: play and score only these frames: a slice of positions in the folder's
+            frame order (:func:`~stereo_hand_mesh.data.sources.parse_frame_slice`), or None
+            for all. Tracking starts afresh at the selection's first frame.
 
     Returns:
         A JSON-serializable dict (the same keys with and without labels; error figures are
         None without labels or when nothing was found):
 
         - ``data``, ``mode`` (``"tracking"`` or ``"static"``), ``only_inside``,
-          ``has_labels``, ``frame_rate_hz``;
+          ``has_labels``, ``frame_rate_hz``, ``frames`` (``"START:STOP"`` or None);
         - ``frames_total`` (pairs in the folder), ``frames_played``, ``frames_scored``;
         - ``found`` and ``found_rate`` (over the scored frames);
         - ``not_found_reasons``: :func:`reason_pattern` of each scored frame's reason -> count;
@@ -233,7 +244,8 @@ def evaluate_real(
           ``error_mm`` (None when not found or unlabelled) and ``latency_ms``.
 
     Raises:
-        ConfigError: ``frame_rate_hz`` is not positive or ``limit`` is negative.
+        ConfigError: ``frame_rate_hz`` is not positive, ``limit`` is negative or ``frames``
+            is not a valid selection.
         DataError, CameraInfoError: the folder is invalid (see
             :meth:`RealStereoFolder.open`).
         ShapeError: a found estimate has no finite (21, 3) joints.
@@ -242,10 +254,11 @@ def evaluate_real(
         raise ConfigError(f"frame_rate_hz expected > 0; got {frame_rate_hz}")
     if limit is not None and limit < 0:
         raise ConfigError(f"limit expected >= 0 or None; got {limit}")
+    frames = check_frame_slice(frames)
     if not isinstance(folder, RealStereoFolder):
         folder = RealStereoFolder.open(folder)
     thresholds = np.asarray(thresholds_mm, dtype=np.float64).reshape(-1)
-    played, scored = _frames_to_play(folder, tracking, only_inside, limit)
+    played, scored = _frames_to_play(folder, tracking, only_inside, limit, frames)
 
     frames_iter: Any = played
     if progress:
@@ -311,6 +324,7 @@ def evaluate_real(
         "only_inside": only_inside,
         "has_labels": folder.has_labels,
         "frame_rate_hz": frame_rate_hz,
+        "frames": frame_slice_text(frames),
         "frames_total": len(folder),
         "frames_played": len(played),
         "frames_scored": n,
