@@ -127,6 +127,8 @@ def calibrate_from_source(
         "pairs_played": found.pairs,
         "pairs_used": len(found.fits),
         "used_indices": found.indices.tolist(),
+        "used_weights": found.weights.tolist(),
+        "used_shapes": [[float(v) for v in f.shape] for f in found.fits],
         "not_found": found.not_found,
         "landmark_model": str(landmarks),
         "backend": choice.pipeline.backend.name,
