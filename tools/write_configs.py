@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Write config/<node>.yaml and the README's parameter tables from the nodes' parameter
-tables (one source of truth).
+"""Write config/<node>.yaml, config/presets/<preset>.yaml and the README's parameter tables
+from the nodes' parameter tables and the driver presets (one source of truth).
 
 Every declared parameter appears with its default and a comment (its description, range and
 choices). test/test_ros_hand_mesh_node.py checks that the committed files equal what this writes.
@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from stereo_hand_mesh.ros.driver_presets import PRESETS, preset_config_text
 from stereo_hand_mesh.ros.parameters import (
     config_yaml_text,
     node_parameter_tables,
@@ -43,12 +44,17 @@ def main() -> int:
         (CONFIG / filename, config_yaml_text(node, specs))
         for node, (filename, specs) in node_parameter_tables().items()
     ]
+    outputs += [
+        (CONFIG / "presets" / f"{name}.yaml", preset_config_text(preset))
+        for name, preset in PRESETS.items()
+    ]
     outputs.append((README, readme_text(README.read_text())))
     for path, text in outputs:
         if args.check:
             if not path.is_file() or path.read_text() != text:
                 stale.append(str(path))
         else:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             print(f"wrote {path}")
     if stale:

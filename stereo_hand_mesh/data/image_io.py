@@ -16,7 +16,17 @@ import numpy as np
 from stereo_hand_mesh._check import check_shape
 from stereo_hand_mesh.errors import DataError, ShapeError
 
-__all__ = ["read_image_rgb", "read_mask", "write_image_png", "write_mask_png"]
+__all__ = [
+    "COMPRESSED_FORMATS",
+    "decode_compressed_rgb",
+    "read_image_rgb",
+    "read_mask",
+    "write_image_png",
+    "write_mask_png",
+]
+
+#: Codecs of sensor_msgs/CompressedImage that :func:`decode_compressed_rgb` decodes.
+COMPRESSED_FORMATS = ("jpeg", "png")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"IEND\xaeB`\x82"
@@ -61,6 +71,74 @@ def _decode(path: str | os.PathLike[str]) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise DataError(f"could not decode {kind} {path} (truncated or corrupt)")
+    return image
+
+
+def _compressed_codec(fmt: str, where: str) -> str:
+    """``"jpeg"`` or ``"png"`` from a CompressedImage ``format`` field: image_transport writes
+    ``"<encoding>; <codec> compressed <encoding>"`` (``"bgr8; jpeg compressed bgr8"``),
+    older publishers the codec alone (``"jpeg"``, ``"jpg"``, ``"png"``)."""
+    text = fmt.lower()
+    if "compresseddepth" in text.replace(" ", ""):
+        raise DataError(
+            f"{where} expected a {' or '.join(COMPRESSED_FORMATS)} colour or mono image; got "
+            f"compressedDepth ({fmt!r})"
+        )
+    codecs = [c for c in COMPRESSED_FORMATS if c in text or (c == "jpeg" and "jpg" in text)]
+    if len(codecs) != 1:
+        raise DataError(
+            f"{where} format expected to name one of {list(COMPRESSED_FORMATS)} (e.g. "
+            f"'bgr8; jpeg compressed bgr8'); got {fmt!r}"
+        )
+    return codecs[0]
+
+
+def decode_compressed_rgb(data: bytes | np.ndarray, fmt: str, where: str = "image") -> np.ndarray:
+    """Decode the payload of a sensor_msgs/CompressedImage (JPEG or PNG) as RGB.
+
+    Mono images are repeated to three channels, an alpha channel is dropped, 16-bit PNGs
+    keep their high byte. The data must be whole: a JPEG without its end-of-image marker
+    after the last scan, or a PNG without its IEND chunk, is refused rather than shown half
+    grey.
+
+    Args:
+        data: the message's ``data`` (bytes, or a uint8 array).
+        fmt: the message's ``format`` field (see :func:`_compressed_codec`).
+        where: what the image is (topic, stamp) for error messages.
+
+    Returns:
+        (H, W, 3) uint8 RGB array.
+
+    Raises:
+        DataError: the format names no supported codec, or the data is empty, truncated,
+            corrupt or of another codec than the format says.
+    """
+    import cv2
+
+    codec = _compressed_codec(fmt, where)
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes | bytearray) else data
+    buf = np.asarray(buf, dtype=np.uint8).reshape(-1)
+    if buf.size == 0:
+        raise DataError(f"{where} expected {codec} data; got 0 bytes")
+    head = buf[:8].tobytes()
+    if codec == "jpeg" and not head.startswith(_JPEG_SOI):
+        raise DataError(
+            f"{where} expected JPEG data (starting ff d8); got {buf.size} bytes starting "
+            f"{head[:4].hex(' ')}"
+        )
+    if codec == "png" and head != _PNG_SIGNATURE:
+        raise DataError(
+            f"{where} expected PNG data (the PNG signature); got {buf.size} bytes starting "
+            f"{head[:4].hex(' ')}"
+        )
+    tail = buf[-4096:].tobytes()
+    if codec == "jpeg" and b"\xff\xd9" not in tail[-64:]:
+        raise DataError(f"{where}: JPEG of {buf.size} bytes is truncated (no end-of-image)")
+    if codec == "png" and _PNG_IEND not in tail[-64:]:
+        raise DataError(f"{where}: PNG of {buf.size} bytes is truncated (no IEND chunk)")
+    image = cv2.imdecode(buf, cv2.IMREAD_COLOR_RGB)
+    if image is None:
+        raise DataError(f"{where}: could not decode {codec} data of {buf.size} bytes (corrupt)")
     return image
 
 

@@ -11,9 +11,12 @@ The ROS-free parts live in the pipeline layer: the worker, statistics and log th
 the camera_info contents) in :mod:`stereo_hand_mesh.pipeline.stereo_input`; this module
 subscribes, converts messages, publishes and reports diagnostics.
 
-Inputs (relative names, SensorDataQoS): ``left/image_rect``, ``left/camera_info``,
-``right/image_rect``, ``right/camera_info`` (``left/image_raw`` and ``right/image_raw`` with
-``rectify: true``), and the optional region of interest ``hand/roi``
+Inputs (relative names; reliable, keep last 5, each settable with the QoS override
+parameters ``qos_overrides.<topic>.subscription.{reliability,history,depth}``):
+``left/image_rect``, ``left/camera_info``, ``right/image_rect``, ``right/camera_info``
+(``left/image_raw`` and ``right/image_raw`` with ``rectify: true``; the images as
+sensor_msgs/CompressedImage on ``<image topic>/compressed`` with
+``image_transport: compressed``), and the optional region of interest ``hand/roi``
 (sensor_msgs/RegionOfInterest in left-image pixels; the last one is used while it is younger
 than ``roi_timeout_s``).
 
@@ -21,9 +24,10 @@ Outputs: see :mod:`stereo_hand_mesh.ros.messages`; all carry the left image's st
 frame_id. A pair with no hand, or whose confidence is below ``min_confidence``, publishes no
 joints, vertices or TF; the markers are deleted and ``/diagnostics`` says why.
 
-Bad input (unsupported encoding, sizes that differ, invalid camera_info, an empty image,
-unsynchronized stamps, a missing camera_info) is logged with what was expected and what came,
-at most once per ``_LOG_EVERY_S`` per kind, counted in ``/diagnostics``, and the node goes on.
+Bad input (unsupported encoding, a corrupt or truncated JPEG/PNG, sizes that differ, invalid
+camera_info, an empty image, unsynchronized stamps, a missing camera_info) is logged with what
+was expected and what came, at most once per ``_LOG_EVERY_S`` per kind, counted in
+``/diagnostics``, and the node goes on.
 A pair that fails (bad input, or any error while processing it) also deletes the markers of
 the last mesh, so RViz never keeps showing a stale hand.
 """
@@ -60,7 +64,11 @@ from stereo_hand_mesh.ros.hand_mesh_parameters import (
     HAND_MESH_PARAMETERS,
     pipeline_settings_from,
 )
-from stereo_hand_mesh.ros.image_conversion import array_to_image_msg, image_msg_to_rgb8
+from stereo_hand_mesh.ros.image_conversion import (
+    array_to_image_msg,
+    compressed_msg_to_rgb8,
+    image_msg_to_rgb8,
+)
 from stereo_hand_mesh.ros.messages import build_outputs, delete_markers_msg
 from stereo_hand_mesh.ros.node_main import run_node
 from stereo_hand_mesh.ros.parameters import ParamSpec, declare_parameters, validate_value
@@ -136,7 +144,9 @@ class HandMeshNode(Node):
         self._tf = make_tf_broadcaster(self)
 
         suffix = "image_raw" if self._p["rectify"] else "image_rect"
-        self._sync = make_stereo_synchronizer(self, self._on_set, self._p, suffix)
+        transport = self._p["image_transport"]
+        self._to_rgb8 = compressed_msg_to_rgb8 if transport == "compressed" else image_msg_to_rgb8
+        self._sync = make_stereo_synchronizer(self, self._on_set, self._p, suffix, transport)
         self._topics = self._sync.topics
         self.create_subscription(RegionOfInterest, "hand/roi", self._on_roi, 10)
         self.create_service(Trigger, "~/reload_model", self._on_reload)
@@ -269,8 +279,8 @@ class HandMeshNode(Node):
 
     def _convert(self, item: _PairMessages) -> PreparedPair:
         return self._input.prepare(
-            image_msg_to_rgb8(item.left),
-            image_msg_to_rgb8(item.right),
+            self._to_rgb8(item.left),
+            self._to_rgb8(item.right),
             camera_info_msg_to_fields(item.left_info),
             camera_info_msg_to_fields(item.right_info),
         )

@@ -18,6 +18,7 @@ from typing import Any
 from stereo_hand_mesh.pipeline.estimator import HANDEDNESS, PUBLISHED_JOINTS, PipelineSettings
 from stereo_hand_mesh.pipeline.locator import LocatorSettings
 from stereo_hand_mesh.ros.parameters import SYNC_PARAMETERS, ParamSpec
+from stereo_hand_mesh.ros.sync import IMAGE_TRANSPORTS
 
 __all__ = [
     "HAND_MESH_PARAMETERS",
@@ -115,6 +116,13 @@ HAND_MESH_PARAMETERS: tuple[ParamSpec, ...] = (
         "rectify",
         False,
         "inputs are raw (left/image_raw, right/image_raw): rectify with camera_info D, R, P",
+    ),
+    ParamSpec(
+        "image_transport",
+        "raw",
+        "images as sensor_msgs/Image (raw) or as JPEG/PNG sensor_msgs/CompressedImage on "
+        "<image topic>/compressed (compressed), decoded in the node",
+        choices=IMAGE_TRANSPORTS,
     ),
     ParamSpec(
         "frame_prefix",

@@ -19,6 +19,7 @@ from stereo_hand_mesh.errors import EncodingError
 __all__ = [
     "SUPPORTED_ENCODINGS",
     "array_to_image_msg",
+    "compressed_msg_to_rgb8",
     "cv_bridge_available",
     "image_msg_to_array",
     "image_msg_to_rgb8",
@@ -123,6 +124,26 @@ def image_msg_to_rgb8(msg: Any) -> np.ndarray:
     if enc in swap:
         return cv2.cvtColor(np.ascontiguousarray(arr), swap[enc])
     return np.ascontiguousarray(arr[:, :, :3])
+
+
+def compressed_msg_to_rgb8(msg: Any) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage (JPEG or PNG, image_transport's ``compressed``)
+    into (H, W, 3) uint8 RGB.
+
+    Raises:
+        EncodingError: the format names no supported codec, or the data is empty,
+            truncated or corrupt (the message names the stamp).
+    """
+    from stereo_hand_mesh.data.image_io import decode_compressed_rgb
+    from stereo_hand_mesh.errors import DataError
+
+    stamp = msg.header.stamp
+    frame = msg.header.frame_id or "no frame_id"
+    where = f"compressed image ({frame}, stamp {stamp.sec}.{stamp.nanosec:09d})"
+    try:
+        return decode_compressed_rgb(msg.data, msg.format, where)
+    except DataError as err:
+        raise EncodingError(str(err)) from None
 
 
 def rgb8_to_encoding(rgb: np.ndarray, encoding: str) -> np.ndarray:

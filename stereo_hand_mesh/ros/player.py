@@ -2,7 +2,10 @@
 
 :class:`PairPublisher` turns a :class:`~stereo_hand_mesh.data.sample.StereoSample` into the
 left/right Image and CameraInfo messages ``hand_mesh_node`` subscribes to, all four with one
-header stamp, and publishes them with SensorDataQoS.
+header stamp, and publishes them reliably (as image_transport and most camera drivers do;
+best effort on request). :func:`compressed_pair_messages` gives the same pair as
+image_transport's ``compressed`` transport publishes it (sensor_msgs/CompressedImage, JPEG or
+PNG).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from stereo_hand_mesh.data.sample import StereoSample
 from stereo_hand_mesh.ros.camera_info_conversion import camera_info_fields_to_msg
 from stereo_hand_mesh.ros.image_conversion import array_to_image_msg, rgb8_to_encoding
 
-__all__ = ["PairMessages", "PairPublisher", "pair_messages"]
+__all__ = ["PairMessages", "PairPublisher", "compressed_pair_messages", "pair_messages"]
 
 
 @dataclass(frozen=True)
@@ -59,25 +62,70 @@ def pair_messages(
     )
 
 
+def compressed_pair_messages(
+    sample: StereoSample,
+    stamp_ns: int,
+    codec: str = "jpeg",
+    quality: int = 90,
+) -> PairMessages:
+    """Messages of one pair with the images as sensor_msgs/CompressedImage (``codec`` jpeg or
+    png, format ``"bgr8; <codec> compressed bgr8"`` as image_transport writes it; JPEG
+    ``quality`` 0-100), stamped ``stamp_ns``."""
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    raw = pair_messages(sample, stamp_ns)
+    if codec not in ("jpeg", "png"):
+        raise ValueError(f"codec expected 'jpeg' or 'png'; got {codec!r}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if codec == "jpeg" else []
+
+    def compressed(rgb: Any, header: Any) -> Any:
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        ok, buf = cv2.imencode(".jpg" if codec == "jpeg" else ".png", bgr, params)
+        if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
+            raise ValueError(f"could not encode a {rgb.shape} image as {codec}")
+        return CompressedImage(
+            header=header, format=f"bgr8; {codec} compressed bgr8", data=buf.tobytes()
+        )
+
+    return PairMessages(
+        left=compressed(sample.left, raw.left.header),
+        left_info=raw.left_info,
+        right=compressed(sample.right, raw.right.header),
+        right_info=raw.right_info,
+    )
+
+
 class PairPublisher:
-    """Publishers of the four input topics on ``node`` (relative names, SensorDataQoS).
+    """Publishers of the four input topics on ``node`` (relative names).
 
     Args:
         node: the rclpy node to publish from.
         image_suffix: ``"image_rect"`` (default) or ``"image_raw"``.
-        reliable: reliable QoS instead of best effort (for tests that must not lose pairs).
+        reliable: reliable, keep last 10 (default, as image_transport publishes); False:
+            best effort (SensorDataQoS), which a reliable subscription does not match.
+        transport: ``"raw"`` (sensor_msgs/Image) or ``"compressed"`` (CompressedImage on
+            ``<side>/<image_suffix>/compressed``; publish :func:`compressed_pair_messages`).
     """
 
-    def __init__(self, node: Any, image_suffix: str = "image_rect", reliable: bool = False):
+    def __init__(
+        self,
+        node: Any,
+        image_suffix: str = "image_rect",
+        reliable: bool = True,
+        transport: str = "raw",
+    ):
         from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-        from sensor_msgs.msg import CameraInfo, Image
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
         qos = qos_profile_sensor_data
         if reliable:
             qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.left = node.create_publisher(Image, f"left/{image_suffix}", qos)
+        image_type = Image if transport == "raw" else CompressedImage
+        image = image_suffix if transport == "raw" else f"{image_suffix}/{transport}"
+        self.left = node.create_publisher(image_type, f"left/{image}", qos)
         self.left_info = node.create_publisher(CameraInfo, "left/camera_info", qos)
-        self.right = node.create_publisher(Image, f"right/{image_suffix}", qos)
+        self.right = node.create_publisher(image_type, f"right/{image}", qos)
         self.right_info = node.create_publisher(CameraInfo, "right/camera_info", qos)
 
     def publish(self, msgs: PairMessages) -> None:

@@ -8,7 +8,7 @@ needs no remapping:
 
 * ``left/image_rect``, ``right/image_rect`` (sensor_msgs/Image, ``encoding``) and
   ``left/camera_info``, ``right/camera_info`` (sensor_msgs/CameraInfo; the right P carries
-  ``Tx = -fx * B``), all with ``qos_profile_sensor_data``;
+  ``Tx = -fx * B``), all reliable with depth 5 (as image_transport publishes);
 * ``sim/gt_joints`` (geometry_msgs/PoseArray, reliable, depth 10): the 21 joints in the left
   optical frame, metres, in :data:`~stereo_hand_mesh.hand.joints.JOINT_NAMES` order, with
   identity orientations; empty (no poses) when ``hand_visible`` is false.
@@ -38,7 +38,7 @@ import rclpy
 from geometry_msgs.msg import PoseArray
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
@@ -254,7 +254,9 @@ class StereoCameraSim(Node):
         values = declare_parameters(self, STEREO_CAMERA_SIM_PARAMETERS)
         self.config = StereoCameraSimConfig.from_parameters(values)
         gt_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        sensor = qos_profile_sensor_data
+        # Reliable, keep last 5, as image_transport and most camera drivers publish: it
+        # matches hand_mesh_node's reliable inputs and best-effort subscribers alike.
+        sensor = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self._pub_left = self.create_publisher(Image, LEFT_IMAGE_TOPIC, sensor)
         self._pub_right = self.create_publisher(Image, RIGHT_IMAGE_TOPIC, sensor)
         self._pub_left_info = self.create_publisher(CameraInfo, LEFT_INFO_TOPIC, sensor)

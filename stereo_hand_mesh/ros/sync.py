@@ -21,15 +21,21 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "IMAGE_TRANSPORTS",
     "STEREO_INPUT_NAMES",
     "SyncSettings",
     "Synchronizer",
+    "input_qos",
     "make_stereo_synchronizer",
     "make_synchronizer",
     "message_filters_available",
     "stereo_topics",
     "sync_settings_from",
 ]
+
+#: Image transports of the stereo inputs (image_transport's names): ``raw``
+#: (sensor_msgs/Image) or ``compressed`` (sensor_msgs/CompressedImage, JPEG or PNG).
+IMAGE_TRANSPORTS = ("raw", "compressed")
 
 #: The four stereo inputs, in the order of a synchronized set (and of the callback's arguments).
 STEREO_INPUT_NAMES = ("left image", "left camera_info", "right image", "right camera_info")
@@ -127,13 +133,19 @@ class Synchronizer:
         settings: SyncSettings,
         qos: Any,
         prefer_native: bool = True,
+        qos_overridable: bool = False,
     ) -> None:
         self._policy: _FallbackPolicy | None = None
+        extra: dict[str, Any] = {}
+        if qos_overridable:
+            extra = _overridable_subscription_options(node)
         #: messages received per input (in ``inputs`` order)
         self.received = [0] * len(inputs)
         self.topics = tuple(topic for _, topic in inputs)
         if prefer_native and _mf is not None:  # pragma: no cover - depends on installation
-            subs = [_mf.Subscriber(node, t, topic, qos_profile=qos) for t, topic in inputs]
+            subs = [
+                _mf.Subscriber(node, t, topic, qos_profile=qos, **extra) for t, topic in inputs
+            ]
             if settings.approximate:
                 sync = _mf.ApproximateTimeSynchronizer(subs, settings.queue_size, settings.slop_s)
             else:
@@ -147,7 +159,7 @@ class Synchronizer:
         self._policy = _FallbackPolicy(len(inputs), settings, callback)
         self.backend = "fallback"
         self.subscriptions = [
-            node.create_subscription(t, topic, self._make_cb(i), qos)
+            node.create_subscription(t, topic, self._make_cb(i), qos, **extra)
             for i, (t, topic) in enumerate(inputs)
         ]
 
@@ -184,6 +196,29 @@ class Synchronizer:
         self._policy.add(index, msg)
 
 
+def _overridable_subscription_options(node: Any) -> dict[str, Any]:
+    """create_subscription keywords that make a subscription's reliability, history and
+    depth settable with ROS 2's QoS override parameters
+    (``qos_overrides.<topic>.subscription.<policy>``), and that say, in words a user can act
+    on, when a publisher's QoS cannot match the subscription's."""
+    from rclpy.event_handler import SubscriptionEventCallbacks
+    from rclpy.qos_overriding_options import QoSOverridingOptions
+
+    def incompatible(info: Any) -> None:
+        policy = getattr(info.last_policy_kind, "name", str(info.last_policy_kind)).lower()
+        node.get_logger().warning(
+            f"a publisher on one of the stereo inputs offers QoS incompatible with this "
+            f"node's subscription (policy: {policy}); nothing is received from it. A "
+            "best-effort driver needs qos_overrides.<topic>.subscription.reliability: "
+            "best_effort (see README, 'QoS')"
+        )
+
+    return {
+        "qos_overriding_options": QoSOverridingOptions.with_default_policies(),
+        "event_callbacks": SubscriptionEventCallbacks(incompatible_qos=incompatible),
+    }
+
+
 def make_synchronizer(
     node: Any,
     inputs: Sequence[tuple[type, str]],
@@ -191,9 +226,13 @@ def make_synchronizer(
     settings: SyncSettings,
     qos: Any,
     prefer_native: bool = True,
+    qos_overridable: bool = False,
 ) -> Synchronizer:
-    """Subscribe to ``inputs`` [(msg_type, topic), ...] and call ``callback(*msgs)`` per set."""
-    return Synchronizer(node, inputs, callback, settings, qos, prefer_native)
+    """Subscribe to ``inputs`` [(msg_type, topic), ...] and call ``callback(*msgs)`` per set.
+
+    ``qos_overridable`` declares ROS 2's QoS override parameters for each subscription
+    (:func:`_overridable_subscription_options`)."""
+    return Synchronizer(node, inputs, callback, settings, qos, prefer_native, qos_overridable)
 
 
 def sync_settings_from(values: Mapping[str, Any]) -> SyncSettings:
@@ -207,15 +246,37 @@ def sync_settings_from(values: Mapping[str, Any]) -> SyncSettings:
     )
 
 
-def stereo_topics(image_suffix: str = "image_rect") -> tuple[str, str, str, str]:
+def stereo_topics(
+    image_suffix: str = "image_rect", transport: str = "raw"
+) -> tuple[str, str, str, str]:
     """The four relative input topics, in :data:`STEREO_INPUT_NAMES` order:
     ``left/<image_suffix>``, ``left/camera_info``, ``right/<image_suffix>``,
-    ``right/camera_info``."""
-    return (
-        f"left/{image_suffix}",
-        "left/camera_info",
-        f"right/{image_suffix}",
-        "right/camera_info",
+    ``right/camera_info``; with ``transport="compressed"`` the images are
+    ``<side>/<image_suffix>/compressed`` (image_transport's naming)."""
+    if transport not in IMAGE_TRANSPORTS:
+        raise ValueError(f"image transport expected one of {IMAGE_TRANSPORTS}; got {transport!r}")
+    image = image_suffix if transport == "raw" else f"{image_suffix}/{transport}"
+    return (f"left/{image}", "left/camera_info", f"right/{image}", "right/camera_info")
+
+
+def input_qos() -> Any:
+    """The default QoS of the four stereo inputs: reliable, keep last 5, volatile.
+
+    Reliable because it is what delivers whole images with the middleware's default
+    configuration: with Fast DDS's default transports an image larger than its 0.5 MB
+    shared-memory segment travels as UDP fragments, and a best-effort reader loses every
+    image one fragment of which is lost (docs/benchmarks.md, "Input QoS", has the
+    measurements). A reliable subscription matches reliable publishers (image_transport's
+    and most drivers' default) but not best-effort ones: those need the override
+    ``qos_overrides.<topic>.subscription.reliability: best_effort``.
+    """
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=5,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
     )
 
 
@@ -224,15 +285,18 @@ def make_stereo_synchronizer(
     callback: Callable[[Any, Any, Any, Any], None],
     values: Mapping[str, Any],
     image_suffix: str = "image_rect",
+    transport: str = "raw",
 ) -> Synchronizer:
-    """Subscribe the four stereo inputs (:func:`stereo_topics`, sensor-data QoS) and call
-    ``callback(left, left_info, right, right_info)`` per synchronized set, paired as the
-    node's parameters ``values`` say (:func:`sync_settings_from`)."""
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import CameraInfo, Image
+    """Subscribe the four stereo inputs (:func:`stereo_topics`, :func:`input_qos`, each
+    subscription's reliability, history and depth settable with QoS override parameters)
+    and call ``callback(left, left_info, right, right_info)`` per synchronized set, paired
+    as the node's parameters ``values`` say (:func:`sync_settings_from`). With
+    ``transport="compressed"`` the images arrive as sensor_msgs/CompressedImage."""
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-    types = (Image, CameraInfo, Image, CameraInfo)
-    inputs = list(zip(types, stereo_topics(image_suffix), strict=True))
+    image_type = Image if transport == "raw" else CompressedImage
+    types = (image_type, CameraInfo, image_type, CameraInfo)
+    inputs = list(zip(types, stereo_topics(image_suffix, transport), strict=True))
     return make_synchronizer(
-        node, inputs, callback, sync_settings_from(values), qos_profile_sensor_data
+        node, inputs, callback, sync_settings_from(values), input_qos(), qos_overridable=True
     )
