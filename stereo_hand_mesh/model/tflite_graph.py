@@ -65,9 +65,12 @@ __all__ = [
     "NPZ_FORMAT",
     "TFLiteGraphNet",
     "export_tflite_graph_onnx",
+    "graph_with_weights",
     "load_tflite_graph_net",
+    "make_trainable",
     "read_tflite_graph_npz",
     "save_tflite_graph_npz",
+    "weight_layers",
 ]
 
 #: Value of the ``format`` field of the JSON stored in the ``.npz`` files.
@@ -105,7 +108,18 @@ class _ConstantPad(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, pad: tuple[int, ...], value: float) -> torch.Tensor:
+        ctx.pad = pad
         return nnf.pad(x, pad, value=value)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        # The padded border is constant: the input's gradient is the grad's inner part
+        # (adaptation trains through the network).
+        pad = ctx.pad
+        for i in range(len(pad) // 2):
+            dim = grad.dim() - 1 - i
+            grad = grad.narrow(dim, pad[2 * i], grad.shape[dim] - pad[2 * i] - pad[2 * i + 1])
+        return grad, None, None
 
     @staticmethod
     def symbolic(g: Any, x: Any, pad: tuple[int, ...], value: float) -> Any:
@@ -536,6 +550,68 @@ class TFLiteGraphNet(nn.Module):
         for step, (inputs, out) in zip(self.steps, self._wiring):
             env[out] = step(*(env[j] for j in inputs))
         return {name: env[j] for name, j in zip(self.output_names, self._outputs)}
+
+
+# --- trainable weights ------------------------------------------------------------------
+
+
+def weight_layers(net: TFLiteGraphNet) -> list[tuple[int, str, nn.Module]]:
+    """The layers with weights, in execution order: ``(operator index, op name, module)``.
+
+    Convolutions (:class:`_Conv`, weights already ``nn.Parameter``) and fully connected
+    layers (weights held as buffers until :func:`make_trainable` turns them into parameters).
+    """
+    out = []
+    for k, (step, op) in enumerate(zip(net.steps, net._graph.operators)):
+        if op.op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            out.append((k, op.op, step))
+    return out
+
+
+def make_trainable(module: nn.Module) -> list[nn.Parameter]:
+    """Turn a weight layer's weight and bias into trainable parameters; return them.
+
+    Args:
+        module: one module of :func:`weight_layers`.
+    """
+    params = []
+    for name in ("weight", "bias"):
+        value = getattr(module, name, None)
+        if value is None:
+            continue
+        if not isinstance(value, nn.Parameter):
+            del module._buffers[name]
+            value = nn.Parameter(value.detach().clone())
+            module.register_parameter(name, value)
+        value.requires_grad_(True)
+        params.append(value)
+    return params
+
+
+def graph_with_weights(net: TFLiteGraphNet) -> TFLiteGraph:
+    """The net's graph with its current (e.g. fine-tuned) weights as TFLite constants.
+
+    Every weight layer's weight and bias go back to the TFLite layout (the inverse of the
+    conversion in :class:`TFLiteGraphNet`) as float32; other constants are kept as stored.
+    :func:`save_tflite_graph_npz` of the result and :func:`load_tflite_graph_net` give a
+    module that computes what ``net`` computes.
+    """
+    graph = net._graph
+    constants = dict(graph.constants)
+    for k, name, module in weight_layers(net):
+        ins = graph.operators[k].inputs
+        weight = module.weight.detach().to(torch.float32).cpu()
+        if name == "CONV_2D":
+            w = weight.permute(0, 2, 3, 1)  # (O, I, KH, KW) -> (O, KH, KW, I)
+        elif name == "DEPTHWISE_CONV_2D":
+            w = weight[:, 0].permute(1, 2, 0)[None]  # (C * M, 1, KH, KW) -> (1, KH, KW, C * M)
+        else:
+            w = weight
+        constants[ins[1]] = np.ascontiguousarray(w.numpy())
+        bias = getattr(module, "bias", None)
+        if bias is not None and len(ins) > 2 and ins[2] >= 0:
+            constants[ins[2]] = np.ascontiguousarray(bias.detach().to(torch.float32).numpy())
+    return TFLiteGraph(graph.tensors, graph.operators, graph.inputs, graph.outputs, constants)
 
 
 # --- the .npz format -----------------------------------------------------------------------

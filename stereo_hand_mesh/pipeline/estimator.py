@@ -202,6 +202,8 @@ class HandEstimate:
         presence: (2,) the landmark network's presence in the left and right views, or None.
         handedness_right: (2,) the network's probability that each view shows a right hand,
             or None.
+        fit: the template fit behind the mesh (parameters, residuals), or None; where
+            adaptation starts its differentiable refinement.
     """
 
     found: bool
@@ -220,6 +222,7 @@ class HandEstimate:
     fitted_joints: np.ndarray | None = None
     presence: np.ndarray | None = None
     handedness_right: np.ndarray | None = None
+    fit: HandFit | None = None
 
 
 def implausible_extent(vertices: np.ndarray, settings: PipelineSettings) -> str | None:
@@ -608,6 +611,7 @@ class HandMeshPipeline:
             fit.joints,
             kp.presence,
             kp.handedness_right,
+            fit,
         )
 
     def _none(
