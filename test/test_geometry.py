@@ -351,7 +351,7 @@ def test_rectify_errors() -> None:
     with pytest.raises(ShapeError, match=r"image expected shape \(480, 640\[, C\]\)"):
         rectify(np.zeros((240, 320), np.uint8), maps)
     with pytest.raises(CameraInfoError, match="distortion_model expected one of"):
-        rectification_maps(camera_info(distortion_model="equidistant"))
+        rectification_maps(camera_info(distortion_model="double_sphere"))
 
 
 def test_pinhole_camera_backproject_inverts_project(rig: StereoRig) -> None:
