@@ -8,6 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+from stereo_hand_mesh.cli.options import add_frames_argument
+
+# Names only (no torch): the choices of --layers.
+LAYER_CHOICES = ("all", "late", "head")
+
 __all__ = ["add_training_parsers", "build_product_pipeline"]
 
 
@@ -44,10 +49,31 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> dict:
     p.add_argument("--overwrite", action="store_true", help="replace a finished run at --out")
     _common(p)
 
-    a = sub.add_parser("adapt", help="self-supervised stereo adaptation (no labels)")
-    a.add_argument("--data", required=True, type=Path, help="unlabelled split or rosbag2 bag")
-    a.add_argument("--out", required=True, type=Path, help="checkpoint to write (resumable)")
-    a.add_argument("--init", type=Path, default=None, help="start model (default: shipped)")
+    a = sub.add_parser(
+        "adapt",
+        help="self-supervised stereo adaptation (no labels): --out X.onnx adapts the "
+        "product's keypoint network; --out X.pt the legacy mesh network (paper experiment)",
+    )
+    a.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="unlabelled split, rosbag2 bag, recording, or real stereo folder (its gt.npz, if "
+        "any, is never read)",
+    )
+    a.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="X.onnx: the adapted keypoint network (+ X.npz, X.csv log, X.json report); "
+        "X.pt: a legacy checkpoint (resumable)",
+    )
+    a.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start model (default: the shipped one; for .onnx its .npz must sit beside it)",
+    )
     a.add_argument(
         "--drop",
         nargs="+",
@@ -58,9 +84,32 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> dict:
     a.add_argument("--variant", choices=("binocular", "monocular"), default="binocular")
     a.add_argument("--epochs", type=int, default=None, help="default: the time budget's")
     a.add_argument("--batch-size", type=int, default=8, help="stereo pairs per step")
-    a.add_argument("--lr", type=float, default=None, help="default: AdaptSettings.lr (3e-4)")
+    a.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="default: KeypointAdaptSettings.lr (keypoint network), AdaptSettings.lr (legacy)",
+    )
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--overwrite", action="store_true", help="replace a finished run at --out")
+    add_frames_argument(a)
+    k = a.add_argument_group("keypoint network (--out X.onnx)")
+    k.add_argument("--layers", choices=LAYER_CHOICES, default=None, help="which weights adapt")
+    k.add_argument("--keypoint-weight", type=float, default=None, help="pseudo-label term")
+    k.add_argument("--epipolar-weight", type=float, default=None, help="row-agreement term")
+    k.add_argument("--time-budget", type=float, default=None, help="stop training after S s")
+    k.add_argument(
+        "--validation-data",
+        type=Path,
+        default=None,
+        help="held-out unlabelled pairs (default: the last --validation-fraction of --data)",
+    )
+    k.add_argument("--validation-fraction", type=float, default=0.25)
+    k.add_argument(
+        "--no-calibrate", action="store_true", help="no per-user hand shape calibration"
+    )
+    k.add_argument("--keypoint-variant", choices=("lite", "full"), default="lite")
+    k.add_argument("--handedness", choices=("right", "left"), default="right")
     _common(a)
 
     e = sub.add_parser(
@@ -125,6 +174,7 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> dict:
         action="store_true",
         help="no labels: the stereo self-supervised loss (eq. 10 without the edge term)",
     )
+    add_frames_argument(e)
     _common(e)
     return {"pretrain": run_pretrain, "adapt": run_adapt, "eval": run_eval}
 
@@ -213,7 +263,53 @@ def run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_adapt_keypoints(args: argparse.Namespace) -> int:
+    from stereo_hand_mesh.train.adapt import AdaptSettings
+    from stereo_hand_mesh.train.adapt_keypoints import adapt_keypoints
+
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    settings = AdaptSettings.from_cli(args)
+    report = adapt_keypoints(
+        args.data,
+        args.out,
+        settings.keypoints,
+        variant=settings.variant,
+        weights=settings.effective_weights,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        init=args.init,
+        keypoint_variant=args.keypoint_variant,
+        frames=args.frames,
+        validation_data=args.validation_data,
+        validation_fraction=args.validation_fraction,
+        calibrate=not args.no_calibrate,
+        handedness=args.handedness,
+        threads=args.threads,
+        limit=args.limit,
+        progress=not args.quiet,
+        provenance={"command": _command_line()},
+        overwrite=args.overwrite,
+    )
+    print(f"adapt: wrote {report.model} ({report.details['seconds']['total']:.0f} s)")
+    print(f"adapt: {report.decision}")
+    return 0
+
+
 def run_adapt(args: argparse.Namespace) -> int:
+    from stereo_hand_mesh.errors import ConfigError
+
+    if args.out.suffix == ".onnx":
+        return _run_adapt_keypoints(args)
+    if args.out.suffix != ".pt":
+        raise ConfigError(
+            f"adapt --out expected X.onnx (keypoint network) or X.pt (legacy mesh network); "
+            f"got {args.out}"
+        )
+    if args.frames is not None:
+        raise ConfigError("adapt --frames expected --out X.onnx (the keypoint network)")
     from stereo_hand_mesh.train.adapt import AdaptSettings, adapt
 
     device = _setup(args)
@@ -287,6 +383,7 @@ def _run_real_eval(args: argparse.Namespace) -> int:
         tracking=not args.static,
         frame_rate_hz=args.fps,
         limit=args.limit,
+        frames=args.frames,
     )
     result = {"command": _command_line(), **described, "handedness": args.handedness, **result}
     mm = result["mean_joint_error_mm"]

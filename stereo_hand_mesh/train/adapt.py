@@ -28,6 +28,7 @@ from stereo_hand_mesh.model.checkpoint import (
     model_from_checkpoint,
 )
 from stereo_hand_mesh.model.network import MeshNet
+from stereo_hand_mesh.train.adapt_keypoints import KeypointAdaptSettings
 from stereo_hand_mesh.train.common import (
     VARIANTS,
     HandTopology,
@@ -77,6 +78,11 @@ class AdaptSettings:
         seed: batch order seed.
         save_every: steps between checkpoints.
         log_every: steps between log rows.
+        keypoints: the keypoint network's schedule (``adapt --out X.onnx``): learning rate,
+            epochs, layers and extra terms, chosen for that network
+            (:class:`~stereo_hand_mesh.train.adapt_keypoints.KeypointAdaptSettings`); the
+            fields above apart from ``epochs`` and ``lr`` (``drop``, ``variant``,
+            ``weights``, ``mesh_unit_m``, ``batch_size``, ``seed``) apply to it too.
     """
 
     epochs: int = DEFAULT_EPOCHS
@@ -90,6 +96,7 @@ class AdaptSettings:
     seed: int = 0
     save_every: int = 100
     log_every: int = 10
+    keypoints: KeypointAdaptSettings = field(default_factory=KeypointAdaptSettings)
 
     def __post_init__(self) -> None:
         bad = [d for d in self.drop if d not in LOSS_NAMES]
@@ -108,7 +115,26 @@ class AdaptSettings:
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> AdaptSettings:
-        """From the adapt subcommand's options."""
+        """From the adapt subcommand's options (``--lr`` and ``--epochs`` go to the keypoint
+        settings when ``--out`` is an ``.onnx``)."""
+        keypoint_path = str(getattr(args, "out", "")).endswith(".onnx")
+        kp = {
+            "lr": args.lr if keypoint_path else None,
+            "epochs": args.epochs if keypoint_path else None,
+            "layers": getattr(args, "layers", None),
+            "keypoint_weight": getattr(args, "keypoint_weight", None),
+            "epipolar_weight": getattr(args, "epipolar_weight", None),
+            "time_budget_s": getattr(args, "time_budget", None),
+        }
+        keypoints = KeypointAdaptSettings(**{k: v for k, v in kp.items() if v is not None})
+        if keypoint_path:
+            return cls(
+                batch_size=args.batch_size,
+                drop=tuple(args.drop),
+                variant=args.variant,
+                seed=args.seed,
+                keypoints=keypoints,
+            )
         return cls(
             epochs=args.epochs or DEFAULT_EPOCHS,
             batch_size=args.batch_size,
@@ -127,6 +153,7 @@ class AdaptSettings:
         """Plain types (checkpoint metadata)."""
         out = asdict(self)
         out["drop"] = list(self.drop)
+        out.pop("keypoints", None)  # the legacy checkpoint's record: its own fields only
         return out
 
 

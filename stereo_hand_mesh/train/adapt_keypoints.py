@@ -56,6 +56,7 @@ from stereo_hand_mesh.data.sample import StereoSample
 from stereo_hand_mesh.errors import ConfigError, DataError
 from stereo_hand_mesh.geometry.camera import StereoRig
 from stereo_hand_mesh.geometry.crop import cut_crop
+from stereo_hand_mesh.hand.fit_types import FitSettings, HandFit
 from stereo_hand_mesh.losses import StereoLossSettings, StereoLossWeights
 from stereo_hand_mesh.losses.stereo import StereoCropBatch, stereo_self_supervised_loss
 from stereo_hand_mesh.model.hand_fit_torch import HandParams, fit_hand_torch
@@ -71,9 +72,11 @@ __all__ = [
     "ADAPTATION_METADATA_KEY",
     "AdaptPairs",
     "BranchOutput",
+    "KeypointAdaptReport",
     "KeypointAdaptResult",
     "KeypointAdaptSettings",
     "adapt_keypoint_network",
+    "adapt_keypoints",
     "branch_meshes",
     "keypoint_score",
     "prepare_adapt_pairs",
@@ -97,6 +100,10 @@ class KeypointAdaptSettings:
         layers: which weights adapt: ``"all"``, ``"late"`` (the last quarter of the weight
             layers: the last blocks and the heads) or ``"head"`` (the fully connected heads).
         keypoint_weight: weight of the keypoint pseudo-label term (0: the paper's six only).
+        epipolar_weight: weight of the row-agreement term: on a rectified pair a joint lies
+            on the same row in both views; the term is the mean squared row difference of
+            the two views' keypoints in crop sides, weighted by the product's agreement
+            weights (so a view that is plainly wrong does not drag the other).
         other_view_weight: weight of the other view's keypoints in a branch's fit.
         fit_iterations: unrolled Levenberg-Marquardt iterations of the branch fits.
         loss_crop: side of the square loss crops, pixels.
@@ -110,6 +117,7 @@ class KeypointAdaptSettings:
     time_budget_s: float | None = None
     layers: str = "late"
     keypoint_weight: float = 1.0
+    epipolar_weight: float = 0.0
     other_view_weight: float = 0.5
     fit_iterations: int = 2
     loss_crop: int = 96
@@ -125,7 +133,7 @@ class KeypointAdaptSettings:
             raise ConfigError(f"time_budget_s expected > 0 or None; got {self.time_budget_s}")
         if self.layers not in LAYER_CHOICES:
             raise ConfigError(f"layers expected one of {LAYER_CHOICES}; got {self.layers!r}")
-        for name in ("keypoint_weight", "other_view_weight"):
+        for name in ("keypoint_weight", "epipolar_weight", "other_view_weight"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{name} expected a finite value >= 0; got {value}")
@@ -156,6 +164,9 @@ class AdaptPairs:
         loss: the loss crops, masks and geometry (:class:`StereoCropBatch`).
         frames: (N,) int64 the pairs' indices in the source.
         skipped: reason -> count of the pairs left out.
+        fits: the product's fits (calibration reads their shapes).
+        confidence: (N,) float64 the product's confidence of each pair.
+        image_size: ``(width, height)`` of the pairs, pixels.
     """
 
     net_input: Tensor
@@ -168,6 +179,9 @@ class AdaptPairs:
     loss: StereoCropBatch
     frames: Tensor
     skipped: dict[str, int]
+    fits: tuple[HandFit, ...] = ()
+    confidence: Tensor | None = None
+    image_size: tuple[int, int] = (0, 0)
 
     def __len__(self) -> int:
         return int(self.net_input.shape[0])
@@ -205,6 +219,9 @@ class AdaptPairs:
             ),
             pick(self.frames),
             dict(self.skipped),
+            tuple(self.fits[int(i)] for i in rows) if self.fits else (),
+            None if self.confidence is None else pick(self.confidence),
+            self.image_size,
         )
 
 
@@ -272,6 +289,9 @@ def prepare_adapt_pairs(
             "f",
         ]
     }
+    cols["c"] = []
+    fits: list[HandFit] = []
+    rig0: tuple[np.ndarray, tuple[int, int]] | None = None
     skipped: Counter[str] = Counter()
     handedness = pipeline.settings.handedness
     sigma_crop = pipeline.settings.confidence_sigma_crop
@@ -281,6 +301,19 @@ def prepare_adapt_pairs(
         if progress and n and n % 50 == 0:
             print(f"adapt: prepared {n} pairs ({sum(skipped.values())} skipped)", flush=True)
         rig = StereoRig.from_camera_info(sample.left_info, sample.right_info)
+        geometry = np.array(
+            [rig.left.fx, rig.left.fy, rig.left.cx, rig.left.cy, rig.right.cx, rig.baseline]
+        )
+        size = (int(rig.left.width), int(rig.left.height))
+        if rig0 is None:
+            rig0 = (geometry, size)
+        elif size != rig0[1] or not np.allclose(geometry, rig0[0], rtol=1e-6, atol=1e-9):
+            raise DataError(
+                f"adapt expected one camera for the whole recording; the camera_info changes "
+                f"at pair {sample.index}: {rig0[1][0]}x{rig0[1][1]} [fx fy cx cy cx_r B] "
+                f"{np.round(rig0[0], 4).tolist()} before, {size[0]}x{size[1]} "
+                f"{np.round(geometry, 4).tolist()} there (record one rig per session)"
+            )
         pipeline.reset()
         est = pipeline.process(sample.left, sample.right, rig)
         if not est.found or est.fit is None or est.keypoints is None:
@@ -329,6 +362,8 @@ def prepare_adapt_pairs(
         cols["kr"].append(np.array([rig.right.fx, rig.right.fy, rig.right.cx, rig.right.cy]))
         cols["b"].append(np.array(rig.baseline))
         cols["f"].append(np.array(sample.index))
+        fits.append(fit)
+        cols["c"].append(np.array(est.confidence))
     if not cols["in"]:
         raise DataError(
             "adapt expected stereo pairs in which the product pipeline finds a hand; got none "
@@ -362,6 +397,9 @@ def prepare_adapt_pairs(
         ),
         frames=stack("f", torch.int64),
         skipped=dict(skipped),
+        fits=tuple(fits),
+        confidence=stack("c", f64),
+        image_size=rig0[1] if rig0 is not None else (0, 0),
     )
 
 
@@ -411,6 +449,7 @@ def branch_meshes(
     pairs: AdaptPairs,
     variant: str,
     settings: KeypointAdaptSettings,
+    fit_settings: FitSettings | None = None,
 ) -> BranchOutput:
     """Both branches' fitted meshes for ``pairs`` (differentiable w.r.t. the network).
 
@@ -419,6 +458,7 @@ def branch_meshes(
         pairs: a batch (:meth:`AdaptPairs.subset`).
         variant: ``"binocular"`` or ``"monocular"`` (module docstring).
         settings: fit iterations and the other view's weight.
+        fit_settings: the template fit's settings (e.g. a calibrated ``fixed_shape``).
     """
     if variant not in ("binocular", "monocular"):
         raise ConfigError(f"variant expected binocular or monocular; got {variant!r}")
@@ -455,6 +495,7 @@ def branch_meshes(
             weights.clamp(0.0, 1.0),
             pairs.params,
             settings.fit_iterations,
+            settings=fit_settings,
             handedness=pairs.handedness,
             world_landmarks=world[:, own],
         )
@@ -483,6 +524,13 @@ def _keypoint_term(uv: Tensor, pairs: AdaptPairs) -> Tensor:
     return (d * d).sum(-1).mean()
 
 
+def _epipolar_term(uv: Tensor, pairs: AdaptPairs) -> Tensor:
+    """Weighted mean squared row difference of the two views' keypoints, crop sides^2."""
+    dv = (uv[:, 0, :, 1] - uv[:, 1, :, 1]) / pairs.crop_side[:, None]
+    w = pairs.joint_weights
+    return (w * dv * dv).sum() / w.sum().clamp_min(1e-9)
+
+
 def _terms(
     net: TFLiteGraphNet,
     pairs: AdaptPairs,
@@ -491,8 +539,9 @@ def _terms(
     variant: str,
     settings: KeypointAdaptSettings,
     loss_settings: StereoLossSettings,
+    fit_settings: FitSettings | None = None,
 ) -> tuple[Tensor, dict[str, float], BranchOutput]:
-    out = branch_meshes(net, pairs, variant, settings)
+    out = branch_meshes(net, pairs, variant, settings, fit_settings)
     crops = _loss_batch(pairs)
     terms = stereo_self_supervised_loss(
         out.left.to(torch.float32),
@@ -504,9 +553,11 @@ def _terms(
         loss_settings,
     )
     kp = _keypoint_term(out.keypoints, pairs)
-    total = terms.total + settings.keypoint_weight * kp
+    epi = _epipolar_term(out.keypoints, pairs)
+    total = terms.total + settings.keypoint_weight * kp + settings.epipolar_weight * epi
     logged = {k: float(v.detach()) for k, v in terms.as_dict().items()}
     logged["keypoint"] = float(kp.detach())
+    logged["epipolar"] = float(epi.detach())
     logged["loss"] = float(total.detach())
     return total, logged, out
 
@@ -518,12 +569,13 @@ def pseudo_meshes(
     variant: str,
     settings: KeypointAdaptSettings,
     batch_size: int = 16,
+    fit_settings: FitSettings | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The frozen initial network's branch meshes (the edge loss's labels), (N, V, 3) each."""
     left, right = [], []
     for start in range(0, len(pairs), batch_size):
         rows = torch.arange(start, min(start + batch_size, len(pairs)))
-        out = branch_meshes(net, pairs.subset(rows), variant, settings)
+        out = branch_meshes(net, pairs.subset(rows), variant, settings, fit_settings)
         left.append(out.left)
         right.append(out.right)
     return torch.cat(left), torch.cat(right)
@@ -536,6 +588,7 @@ def keypoint_score(
     variant: str = "binocular",
     settings: KeypointAdaptSettings | None = None,
     batch_size: int = 16,
+    fit_settings: FitSettings | None = None,
 ) -> dict[str, Any]:
     """Label-free score of a network on prepared held-out pairs (lower is better).
 
@@ -552,7 +605,7 @@ def keypoint_score(
     for start in range(0, len(pairs), batch_size):
         rows = torch.arange(start, min(start + batch_size, len(pairs)))
         part = pairs.subset(rows)
-        out = branch_meshes(net, part, variant, settings)
+        out = branch_meshes(net, part, variant, settings, fit_settings)
         terms = stereo_self_supervised_loss(
             out.left.float(), out.right.float(), out.left.float(), out.right.float(),
             faces, _loss_batch(part), loss_settings,
@@ -606,6 +659,7 @@ def adapt_keypoint_network(
     log_path: Path | None = None,
     progress: bool = False,
     mesh_unit_m: float = 1.0,
+    fit_settings: FitSettings | None = None,
 ) -> KeypointAdaptResult:
     """Fine-tune ``net`` in place on prepared unlabelled pairs with eq. 10 (module docstring).
 
@@ -624,6 +678,7 @@ def adapt_keypoint_network(
         log_path: CSV log, one row per step (None: none).
         progress: print one line per epoch.
         mesh_unit_m: unit of the mesh terms (:class:`StereoLossSettings`).
+        fit_settings: the branch fits' settings (e.g. the user's calibrated shape).
 
     Returns:
         :class:`KeypointAdaptResult`.
@@ -636,7 +691,7 @@ def adapt_keypoint_network(
     loss_settings = StereoLossSettings(
         weights=weights or StereoLossWeights(), mesh_unit_m=mesh_unit_m
     )
-    pseudo = pseudo_meshes(net, pairs, variant, settings)
+    pseudo = pseudo_meshes(net, pairs, variant, settings, fit_settings=fit_settings)
     opt = torch.optim.Adam(params, lr=settings.lr)
     gen = torch.Generator().manual_seed(seed)
     good = [p.detach().clone() for p in params]
@@ -658,7 +713,7 @@ def adapt_keypoint_network(
                 part = pairs.subset(rows)
                 pseudo_b = (pseudo[0].index_select(0, rows), pseudo[1].index_select(0, rows))
                 total, logged, _ = _terms(
-                    net, part, pseudo_b, faces, variant, settings, loss_settings
+                    net, part, pseudo_b, faces, variant, settings, loss_settings, fit_settings
                 )
                 if not math.isfinite(logged["loss"]):
                     diverged = f"non-finite loss at step {steps + 1}"
@@ -766,3 +821,273 @@ def save_adapted_network(
         },
     )
     return onnx_path, npz
+
+
+#: Fewest pairs with a hand that an adaptation accepts (training and validation together).
+MIN_PAIRS = 4
+
+
+@dataclass(frozen=True)
+class KeypointAdaptReport:
+    """What :func:`adapt_keypoints` did and decided (written as JSON beside the model).
+
+    Attributes:
+        better: the written model (adapted network, or the initial one with the user's
+            calibration) scored lower than the current model on the held-out pairs.
+        decision: one line: what the run concluded and why.
+        model: the written ONNX model, or None when nothing was written.
+        details: settings, data counts, calibration, validation scores, timings.
+    """
+
+    better: bool
+    decision: str
+    model: Path | None
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types."""
+        return {
+            "better": self.better,
+            "decision": self.decision,
+            "model": None if self.model is None else str(self.model),
+            **self.details,
+        }
+
+
+def _landmark_npz(init: Path | None, variant: str) -> Path:
+    """The torch graph (.npz) of an initial landmark network."""
+    from stereo_hand_mesh.runtime.keypoint_nets import keypoint_model_files
+
+    if init is None:
+        return keypoint_model_files(variant)["landmarks_npz"]
+    init = Path(init)
+    npz = init if init.suffix == ".npz" else init.with_suffix(".npz")
+    if not npz.is_file():
+        raise ConfigError(
+            f"adapt --init expected a landmark network with its torch graph (.npz) beside it "
+            f"(the shipped models and adapted ones have one); {npz} does not exist"
+        )
+    return npz
+
+
+def _split_validation(pairs: AdaptPairs, fraction: float) -> tuple[AdaptPairs, AdaptPairs]:
+    """The last ``fraction`` of the pairs (time order, at least 1) held out for validation."""
+    n = len(pairs)
+    held = min(max(math.ceil(fraction * n), 1), n - 2)
+    return pairs.subset(torch.arange(0, n - held)), pairs.subset(torch.arange(n - held, n))
+
+
+def adapt_keypoints(
+    data: str | Path,
+    out: str | Path,
+    settings: KeypointAdaptSettings,
+    *,
+    variant: str = "binocular",
+    weights: StereoLossWeights | None = None,
+    batch_size: int = 8,
+    seed: int = 0,
+    init: str | Path | None = None,
+    keypoint_variant: str = "lite",
+    frames: slice | None = None,
+    validation_data: str | Path | None = None,
+    validation_frames: slice | None = None,
+    validation_fraction: float = 0.25,
+    calibrate: bool = True,
+    handedness: str = "right",
+    threads: int = 0,
+    limit: int | None = None,
+    progress: bool = True,
+    provenance: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> KeypointAdaptReport:
+    """Adapt the landmark network to unlabelled recordings and validate it without labels.
+
+    1. The frozen product pipeline (the initial network) reads every pair of ``data``
+       (:func:`prepare_adapt_pairs`); pairs where it publishes no mesh are skipped.
+    2. Held-out pairs: ``validation_data`` if given, else the last ``validation_fraction``
+       of the pairs in time order.
+    3. Per-user calibration (``calibrate``): the hand's 9 shape factors from the training
+       pairs' fits (:func:`~stereo_hand_mesh.pipeline.calibration.calibrate_hand`,
+       confidence-weighted); the adapted fits and the written model hold that shape.
+    4. Fine-tuning (:func:`adapt_keypoint_network`), then :func:`keypoint_score` of the
+       initial model as served, of the initial network with the calibration, and of the
+       adapted network with it, on the held-out pairs; the lowest wins (the adapted network
+       only if it did not diverge). ``better``: the winner is not the current model.
+    5. ``out`` (ONNX: the winner, or the adapted network when the current model wins) and
+       its ``.npz``, ``.csv`` (log) and ``.json`` (the report) are written either way; the
+       report says whether to deploy.
+
+    Raises:
+        ConfigError: bad arguments, an existing ``out`` without ``overwrite``.
+        DataError: too few pairs with a hand, a camera that changes within the data.
+    """
+    from stereo_hand_mesh.data.sources import iter_stereo_samples
+    from stereo_hand_mesh.model.tflite_graph import load_tflite_graph_net
+    from stereo_hand_mesh.pipeline import PipelineSettings
+    from stereo_hand_mesh.pipeline.calibration import (
+        calibrate_hand,
+        calibrated_fit_settings,
+        write_model_calibration,
+    )
+    from stereo_hand_mesh.pipeline.factory import create_pipeline
+
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise ConfigError(f"adapt --out expected a .onnx path for the keypoint network; got {out}")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"adapt --out {out} exists; expected a new path or --overwrite")
+    if not 0 < validation_fraction < 1:
+        raise ConfigError(f"validation_fraction expected in (0, 1); got {validation_fraction}")
+    t_start = time.perf_counter()
+    npz = _landmark_npz(None if init is None else Path(init), keypoint_variant)
+    backend = "torch" if init is not None and Path(init).suffix == ".npz" else "onnxruntime"
+    choice = create_pipeline(
+        PipelineSettings(handedness=handedness, smoothing=False, tracking=False),
+        backend,
+        init,
+        keypoint_variant=keypoint_variant,
+        intra_op_threads=threads,
+    )
+    pipeline = choice.pipeline
+    if not isinstance(pipeline, HandMeshPipeline):
+        raise ConfigError(f"adapt --init expected a keypoint network; got {choice.kind} ({init})")
+    served_fit = pipeline.settings.fit
+
+    def prepared(source: str | Path, sel: slice | None) -> AdaptPairs:
+        samples = iter_stereo_samples(source, load_ground_truth=False, frames=sel)
+        return prepare_adapt_pairs(samples, pipeline, settings.loss_crop, limit, progress)
+
+    pairs = prepared(data, frames)
+    if validation_data is not None:
+        train, held = pairs, prepared(validation_data, validation_frames)
+    else:
+        if len(pairs) < MIN_PAIRS:
+            raise DataError(
+                f"adapt expected at least {MIN_PAIRS} pairs with a hand (some held out for "
+                f"validation); got {len(pairs)} in {data} (skipped: {pairs.skipped})"
+            )
+        train, held = _split_validation(pairs, validation_fraction)
+    if progress:
+        print(
+            f"adapt: {len(train)} pairs to adapt on, {len(held)} held out, skipped "
+            f"{sum(pairs.skipped.values())} {pairs.skipped}",
+            flush=True,
+        )
+    t_prepared = time.perf_counter()
+    calibration = None
+    if calibrate:
+        calibration = calibrate_hand(
+            train.fits,
+            train.confidence.numpy(),
+            min_pairs=min(10, len(train)),
+            source=str(data),
+        )
+    fit_settings = calibrated_fit_settings(served_fit, calibration)
+    net = load_tflite_graph_net(npz)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    before = keypoint_score(net, held, variant, settings, fit_settings=served_fit)
+    calibrated_only = (
+        keypoint_score(net, held, variant, settings, fit_settings=fit_settings)
+        if calibration is not None
+        else before
+    )
+    result = adapt_keypoint_network(
+        net,
+        train,
+        settings,
+        variant,
+        weights,
+        batch_size,
+        seed,
+        out.with_suffix(".csv"),
+        progress,
+        fit_settings=fit_settings,
+    )
+    after = keypoint_score(net, held, variant, settings, fit_settings=fit_settings)
+    # Three candidates, one label-free score: the current model, the current network with
+    # the user's calibration, the adapted network with it. The fine-tuned weights are kept
+    # only if they beat the calibration alone.
+    scores = {"current": before["score"], "adapted": after["score"]}
+    if calibration is not None:
+        scores["calibrated"] = calibrated_only["score"]
+    if result.diverged is not None:
+        scores.pop("adapted")
+    chosen = min(scores, key=lambda k: scores[k])
+    better = chosen != "current"
+    held_n = f"{len(held)} held-out pairs"
+    if chosen == "adapted":
+        decision = (
+            f"deploy the adapted network: held-out score {after['score']:.4g} < "
+            f"{before['score']:.4g} of the current model ({held_n})"
+        )
+    elif chosen == "calibrated":
+        why = (
+            f"adaptation diverged ({result.diverged})"
+            if result.diverged
+            else f"the adapted network scored {after['score']:.4g}"
+        )
+        decision = (
+            f"deploy the current network with the user's calibration: held-out score "
+            f"{calibrated_only['score']:.4g} < {before['score']:.4g} of the current model; "
+            f"{why} ({held_n})"
+        )
+    elif result.diverged is not None:
+        decision = f"keep the current model: adaptation diverged ({result.diverged})"
+    else:
+        decision = (
+            f"keep the current model: neither the adapted network ({after['score']:.4g}) "
+            f"nor the calibration alone ({calibrated_only['score']:.4g}) beats its score "
+            f"{before['score']:.4g} ({held_n})"
+        )
+    if chosen == "calibrated":  # the written model: the initial weights with the calibration
+        net = load_tflite_graph_net(npz)
+    details: dict[str, Any] = {
+        "settings": asdict(settings),
+        "variant": variant,
+        "loss_weights": asdict(weights or StereoLossWeights()),
+        "batch_size": batch_size,
+        "seed": seed,
+        "init": str(init) if init is not None else f"shipped {keypoint_variant}",
+        "data": str(data),
+        "frames": None if frames is None else f"{frames.start or ''}:{frames.stop or ''}",
+        "validation_data": None if validation_data is None else str(validation_data),
+        "pairs_adapted": len(train),
+        "pairs_validation": len(held),
+        "skipped": pairs.skipped,
+        "image_size": list(pairs.image_size),
+        "calibration": None if calibration is None else calibration.to_dict(),
+        "chosen": chosen,
+        "validation": {
+            "initial": before,
+            "calibrated_initial_network": calibrated_only,
+            "adapted": after,
+        },
+        "training": {
+            "steps": result.steps,
+            "epochs": result.epochs,
+            "seconds": result.seconds,
+            "diverged": result.diverged,
+            "first_epoch_loss": result.first_loss,
+            "last_epoch_loss": result.last_loss,
+        },
+        "seconds": {
+            "prepare": t_prepared - t_start,
+            "train": result.seconds,
+            "total": time.perf_counter() - t_start,
+        },
+        **(provenance or {}),
+    }
+    record = {"better": better, "decision": decision, **details}
+    record.pop("validation", None)
+    record["validation_score"] = scores
+    onnx_path, npz_path = save_adapted_network(net, out, record)
+    if calibration is not None:
+        write_model_calibration(onnx_path, onnx_path, calibration)
+        write_model_calibration(npz_path, npz_path, calibration)
+    details["seconds"]["total"] = time.perf_counter() - t_start
+    report = KeypointAdaptReport(better, decision, onnx_path, details)
+    out.with_suffix(".json").write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+    if progress:
+        print(f"adapt: {decision}", flush=True)
+    return report
