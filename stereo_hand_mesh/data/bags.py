@@ -1,7 +1,8 @@
 """rosbag2 stereo bags (MCAP and sqlite3) read and written with ``rosbags`` (pure Python).
 
 A stereo bag holds four topics: ``left/image_rect`` and ``right/image_rect``
-(sensor_msgs/msg/Image) and ``left/camera_info`` and ``right/camera_info``
+(sensor_msgs/msg/Image, or sensor_msgs/msg/CompressedImage on their image_transport
+``<image topic>/compressed`` twins) and ``left/camera_info`` and ``right/camera_info``
 (sensor_msgs/msg/CameraInfo), plus optionally ground-truth joints on ``sim/gt_joints``
 (geometry_msgs/msg/PoseArray, 21 poses, positions in metres in the left optical frame, our
 joint order, identity orientations, the left image's stamp and frame_id).
@@ -12,7 +13,9 @@ This module imports neither rclpy nor, until a function runs, rosbags: importing
 Reading pairs left and right images by header stamp (exactly, else the nearest within
 ``slop_s``), gives each image the camera_info on its topic with the same stamp, else the most
 recent one recorded before it (camera_info may be published once or with every frame), and
-converts rgb8, bgr8, rgba8, bgra8 and mono8 images to RGB.
+converts rgb8, bgr8, rgba8, bgra8 and mono8 images (and JPEG or PNG compressed images) to RGB.
+:func:`read_stereo_bag_pairs` pairs without decoding, so that a reader can skip one pair whose
+image is corrupt and go on (``stereo-hand-mesh infer --bag``).
 
 The message helpers (:func:`rosbags_typestore`, :func:`image_msg`, :func:`camera_info_msg`,
 :func:`fully_qualified_topic`, :func:`resolve_topic`) are public: the recorder
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from stereo_hand_mesh.data.camera_info_yaml import DEFAULT_LEFT_FRAME_ID, DEFAULT_RIGHT_FRAME_ID
+from stereo_hand_mesh.data.image_io import decode_compressed_rgb, encode_compressed_rgb
 from stereo_hand_mesh.data.sample import StereoSample
 from stereo_hand_mesh.errors import (
     CameraInfoError,
@@ -40,6 +44,7 @@ from stereo_hand_mesh.errors import (
     DataError,
     EncodingError,
     ShapeError,
+    StereoHandMeshError,
 )
 from stereo_hand_mesh.geometry.camera_info import CameraInfoFields
 from stereo_hand_mesh.hand.joints import NUM_JOINTS
@@ -50,20 +55,26 @@ if TYPE_CHECKING:
     from rosbags.typesys.store import Typestore
 
 __all__ = [
+    "BAG_IMAGE_FORMATS",
     "CAMERA_INFO_MSGTYPE",
+    "COMPRESSED_IMAGE_MSGTYPE",
     "DEFAULT_GT_TOPIC",
     "DEFAULT_TOPICS",
     "IMAGE_ENCODINGS",
     "IMAGE_MSGTYPE",
     "BagInfo",
+    "BagPair",
     "StereoTopics",
     "TopicSummary",
     "bag_info",
     "camera_info_msg",
+    "compressed_image_msg",
     "fully_qualified_topic",
     "image_msg",
     "is_rosbag2",
     "read_stereo_bag",
+    "read_stereo_bag_pairs",
+    "resolve_stereo_topics",
     "resolve_topic",
     "rgb_from_image_buffer",
     "rosbags_typestore",
@@ -73,6 +84,11 @@ __all__ = [
 DEFAULT_GT_TOPIC = "sim/gt_joints"
 IMAGE_MSGTYPE = "sensor_msgs/msg/Image"
 CAMERA_INFO_MSGTYPE = "sensor_msgs/msg/CameraInfo"
+COMPRESSED_IMAGE_MSGTYPE = "sensor_msgs/msg/CompressedImage"
+#: Suffix of image_transport's compressed topic of an image topic.
+_COMPRESSED_SUFFIX = "/compressed"
+#: ``image_format`` values of :func:`write_stereo_bag`: rgb8 Image, or CompressedImage.
+BAG_IMAGE_FORMATS = ("raw", "jpeg", "png")
 POSE_ARRAY_MSGTYPE = "geometry_msgs/msg/PoseArray"
 
 #: Supported image encodings and their channel counts.
@@ -91,7 +107,8 @@ class StereoTopics:
 
     A bag topic matches a name when equal up to a leading ``/``, or, when that finds
     nothing, when exactly one bag topic ends with ``/<name>`` (a recorded namespace such as
-    ``/zed/left/image_rect``).
+    ``/zed/left/image_rect``). An image topic that matches nothing also matches its
+    image_transport compressed twin ``<name>/compressed`` (sensor_msgs/msg/CompressedImage).
     """
 
     left_image: str = "left/image_rect"
@@ -306,6 +323,31 @@ def image_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str, name: str) -> Any:
     )
 
 
+def compressed_image_msg(
+    rgb: np.ndarray, stamp_ns: int, frame_id: str, codec: str = "jpeg", quality: int = 90
+) -> Any:
+    """A rosbags sensor_msgs/msg/CompressedImage of an RGB image, as image_transport's
+    ``compressed`` plugin publishes it (format ``"bgr8; <codec> compressed bgr8"``).
+
+    Args:
+        rgb: (H, W, 3) uint8 RGB image.
+        stamp_ns: header stamp, nanoseconds.
+        frame_id: header frame_id.
+        codec: ``"jpeg"`` or ``"png"``.
+        quality: JPEG quality, 1-100.
+
+    Raises:
+        ShapeError: ``rgb`` is not an (H, W, 3) uint8 array.
+        ConfigError: an unknown codec or quality.
+    """
+    data, fmt = encode_compressed_rgb(rgb, codec, quality)
+    return rosbags_typestore().types[COMPRESSED_IMAGE_MSGTYPE](
+        header=_header(stamp_ns, frame_id),
+        format=fmt,
+        data=np.frombuffer(data, dtype=np.uint8).copy(),
+    )
+
+
 def camera_info_msg(info: CameraInfoFields, stamp_ns: int, frame_id: str) -> Any:
     """A rosbags sensor_msgs/msg/CameraInfo from camera_info fields (binning 0, empty ROI).
 
@@ -377,12 +419,17 @@ def write_stereo_bag(
     camera_info_once: bool = False,
     left_frame_id: str | None = None,
     right_frame_id: str | None = None,
+    image_format: str = "raw",
+    jpeg_quality: int = 90,
 ) -> int:
     """Write stereo samples into a new rosbag2 bag (version 9, with metadata.yaml).
 
     Pair ``i`` gets header stamp and log time ``start_ns + round(i * 1e9 / rate_hz)`` on all
-    its messages. Images are rgb8. Samples with ``joints`` also get a PoseArray on
-    ``gt_topic`` (21 poses, metres, identity orientations, the left frame_id).
+    its messages. Images are rgb8 Images, or with ``image_format`` ``"jpeg"``/``"png"``
+    CompressedImages on ``<image topic>/compressed`` (as a driver's image_transport
+    publishes them; a topic already ending in ``/compressed`` is kept). Samples with
+    ``joints`` also get a PoseArray on ``gt_topic`` (21 poses, metres, identity
+    orientations, the left frame_id).
 
     Args:
         path: bag directory to create (must not exist).
@@ -396,12 +443,15 @@ def write_stereo_bag(
         left_frame_id: frame_id of left messages; None = the sample's left_info.frame_id, or
             ``stereo_left_optical_frame`` when that is empty.
         right_frame_id: same for the right messages.
+        image_format: ``"raw"`` (rgb8 Image), ``"jpeg"`` or ``"png"`` (CompressedImage).
+        jpeg_quality: JPEG quality, 1-100 (``image_format="jpeg"``).
 
     Returns:
         Number of pairs written.
 
     Raises:
-        ConfigError: ``rate_hz`` is not positive or ``storage`` is unknown.
+        ConfigError: ``rate_hz`` is not positive, or ``storage``, ``image_format`` or
+            ``jpeg_quality`` is unknown.
         DataError: ``path`` exists already.
         ShapeError: an image is not (H, W, 3) uint8 or joints are not (21, 3).
     """
@@ -412,19 +462,37 @@ def write_stereo_bag(
     plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
     if storage not in plugins:
         raise ConfigError(f"storage expected one of {sorted(plugins)}; got {storage!r}")
+    if image_format not in BAG_IMAGE_FORMATS:
+        raise ConfigError(
+            f"image_format expected one of {list(BAG_IMAGE_FORMATS)}; got {image_format!r}"
+        )
+    if not 1 <= jpeg_quality <= 100:
+        raise ConfigError(f"jpeg_quality expected 1-100; got {jpeg_quality}")
     path = Path(path)
     if path.exists():
         raise DataError(f"expected a new bag path; {path} exists already (not overwriting)")
     store = rosbags_typestore()
+    image_type, image_topics = IMAGE_MSGTYPE, (topics.left_image, topics.right_image)
+    if image_format != "raw":
+        image_type = COMPRESSED_IMAGE_MSGTYPE
+        image_topics = tuple(
+            t if t.endswith(_COMPRESSED_SUFFIX) else t + _COMPRESSED_SUFFIX for t in image_topics
+        )
+
+    def image(rgb: np.ndarray, stamp: int, frame_id: str, name: str) -> Any:
+        if image_format == "raw":
+            return image_msg(rgb, stamp, frame_id, name)
+        return compressed_image_msg(rgb, stamp, frame_id, image_format, jpeg_quality)
+
     count = 0
     try:
         with Writer(path, version=9, storage_plugin=plugins[storage]) as writer:
             conns = {
                 key: writer.add_connection(fully_qualified_topic(topic), msgtype, typestore=store)
                 for key, topic, msgtype in (
-                    ("left_image", topics.left_image, IMAGE_MSGTYPE),
+                    ("left_image", image_topics[0], image_type),
                     ("left_info", topics.left_info, CAMERA_INFO_MSGTYPE),
-                    ("right_image", topics.right_image, IMAGE_MSGTYPE),
+                    ("right_image", image_topics[1], image_type),
                     ("right_info", topics.right_info, CAMERA_INFO_MSGTYPE),
                 )
             }
@@ -441,7 +509,7 @@ def write_stereo_bag(
                         (conns["left_info"], camera_info_msg(sample.left_info, stamp, left_frame))
                     )
                 messages.append(
-                    (conns["left_image"], image_msg(sample.left, stamp, left_frame, "left"))
+                    (conns["left_image"], image(sample.left, stamp, left_frame, "left"))
                 )
                 if count == 0 or not camera_info_once:
                     messages.append(
@@ -451,7 +519,7 @@ def write_stereo_bag(
                         )
                     )
                 messages.append(
-                    (conns["right_image"], image_msg(sample.right, stamp, right_frame, "right"))
+                    (conns["right_image"], image(sample.right, stamp, right_frame, "right"))
                 )
                 if gt_topic and sample.joints is not None:
                     if gt_conn is None:
@@ -600,7 +668,8 @@ def read_stereo_bag(
 
     The bag is opened and its topics checked when this function is called; pairs are then
     read lazily. Two passes are made: camera_info and ground truth first (small messages),
-    then the images, pairing left and right by header stamp.
+    then the images, pairing left and right by header stamp. Image topics may hold
+    sensor_msgs/msg/Image or sensor_msgs/msg/CompressedImage (JPEG or PNG).
 
     Args:
         path: bag directory (with metadata.yaml) or a single .mcap / .db3 file.
@@ -616,8 +685,33 @@ def read_stereo_bag(
     Raises:
         DataError: ``path`` is not a bag, or lacks one of the four topics (the message lists
             the bag's topics and the expected ones), or a topic has the wrong type; while
-            iterating, a camera_info is missing or its size differs from its image's.
+            iterating, a camera_info is missing or its size differs from its image's, a
+            compressed image is corrupt, or the bag's storage is.
         EncodingError: (while iterating) an image has an unsupported encoding.
+    """
+    pairs = read_stereo_bag_pairs(
+        path, topics, slop_s, gt_topic, load_ground_truth=load_ground_truth
+    )
+    return (pair.decode() for pair in pairs)
+
+
+def read_stereo_bag_pairs(
+    path: str | os.PathLike[str],
+    topics: StereoTopics = DEFAULT_TOPICS,
+    slop_s: float = 0.005,
+    gt_topic: str | None = DEFAULT_GT_TOPIC,
+    *,
+    load_ground_truth: bool = True,
+) -> Iterator[BagPair]:
+    """Iterate over the stereo pairs of a rosbag2 bag without decoding their images.
+
+    As :func:`read_stereo_bag` (same arguments, checks and pairing), but each pair is a
+    :class:`BagPair` whose :meth:`BagPair.decode` converts the images and may fail for that
+    pair alone (a corrupt JPEG, a wrong encoding): the iteration goes on with the next pair.
+
+    Raises:
+        DataError: as :func:`read_stereo_bag` at the call; while iterating, only when the
+            bag's storage itself cannot be read (truncated or corrupt).
     """
     path = Path(path)
     if not slop_s >= 0:
@@ -633,29 +727,71 @@ def read_stereo_bag(
     return _iterate_pairs(path, topics, gt_topic, round(slop_s * 1e9))
 
 
+def resolve_stereo_topics(
+    path: str | os.PathLike[str], topics: StereoTopics = DEFAULT_TOPICS
+) -> tuple[StereoTopics, dict[str, TopicSummary]]:
+    """The bag's names of the four stereo topics (see :class:`StereoTopics` for the matching).
+
+    Args:
+        path: bag directory or a single .mcap / .db3 file.
+        topics: the names asked for.
+
+    Returns:
+        The matched topics as the bag names them (``/zed/left/image_rect/compressed``), and
+        every topic of the bag with its type and message count.
+
+    Raises:
+        DataError: as :func:`read_stereo_bag`.
+    """
+    path = Path(path)
+    reader = _open_reader(path)
+    try:
+        conns = _stereo_connections(reader, path, topics, None)
+        summary = {
+            name: TopicSummary(info.msgtype or "", info.msgcount)
+            for name, info in sorted(reader.topics.items())
+        }
+    finally:
+        reader.close()
+    resolved = StereoTopics(**{key: conns[key][0].topic for key in topics.as_dict()})
+    return resolved, summary
+
+
+def _resolve_image_topic(name: str, available: Iterable[str]) -> str | None:
+    """An image topic, else its image_transport compressed twin."""
+    found = resolve_topic(name, available)
+    if found is None and not name.endswith(_COMPRESSED_SUFFIX):
+        found = resolve_topic(name + _COMPRESSED_SUFFIX, available)
+    return found
+
+
 def _stereo_connections(
     reader: Reader, path: Path, topics: StereoTopics, gt_topic: str | None
 ) -> dict[str, list[Connection]]:
     available = {c.topic: c.msgtype for c in reader.connections}
+    image_types = (IMAGE_MSGTYPE, COMPRESSED_IMAGE_MSGTYPE)
     wanted = {
-        "left_image": (topics.left_image, IMAGE_MSGTYPE),
-        "right_image": (topics.right_image, IMAGE_MSGTYPE),
-        "left_info": (topics.left_info, CAMERA_INFO_MSGTYPE),
-        "right_info": (topics.right_info, CAMERA_INFO_MSGTYPE),
+        "left_image": (topics.left_image, image_types),
+        "right_image": (topics.right_image, image_types),
+        "left_info": (topics.left_info, (CAMERA_INFO_MSGTYPE,)),
+        "right_info": (topics.right_info, (CAMERA_INFO_MSGTYPE,)),
     }
-    resolved = {key: resolve_topic(name, available) for key, (name, _) in wanted.items()}
+    resolved = {
+        key: (_resolve_image_topic if key.endswith("image") else resolve_topic)(name, available)
+        for key, (name, _) in wanted.items()
+    }
     missing = [wanted[k][0] for k, v in resolved.items() if v is None]
     if missing:
         there = [f"{t} ({available[t]})" for t in sorted(available)] or ["none"]
         raise DataError(
-            f"rosbag2 bag {path} expected topics {[w[0] for w in wanted.values()]}; "
-            f"missing {missing}; the bag has {there}"
+            f"rosbag2 bag {path} expected topics {[w[0] for w in wanted.values()]} (an image "
+            f"topic or its '{_COMPRESSED_SUFFIX}' twin); missing {missing}; the bag has {there}"
         )
     for key, topic in resolved.items():
-        if available[topic] != wanted[key][1]:
+        if available[topic] not in wanted[key][1]:
             raise DataError(
-                f"rosbag2 bag {path} topic {topic} expected type {wanted[key][1]}; "
-                f"got {available[topic]}"
+                f"rosbag2 bag {path} topic {topic} expected type "
+                f"{' or '.join(wanted[key][1])}; got {available[topic]}"
             )
     conns: dict[str, list[Connection]] = {
         key: [c for c in reader.connections if c.topic == topic] for key, topic in resolved.items()
@@ -669,9 +805,22 @@ def _stereo_connections(
     return conns
 
 
+def _messages(reader: Reader, path: Path, conns: list[Connection], what: str) -> Iterator:
+    """``reader.messages(conns)``, with a storage failure raised as DataError."""
+    try:
+        yield from reader.messages(conns)
+    except StereoHandMeshError:
+        raise
+    except Exception as err:  # the storage back ends raise their own types
+        raise DataError(
+            f"rosbag2 bag {path} could not be read further while reading {what} (truncated "
+            f"or corrupt): {type(err).__name__}: {err}"
+        ) from None
+
+
 def _iterate_pairs(
     path: Path, topics: StereoTopics, gt_topic: str | None, slop_ns: int
-) -> Iterator[StereoSample]:
+) -> Iterator[BagPair]:
     store = rosbags_typestore()
     reader = _open_reader(path)
     try:
@@ -680,9 +829,8 @@ def _iterate_pairs(
         info_side = {c.id: side for side in infos for c in conns[f"{side}_info"]}
         gt_ids = {c.id for c in conns["gt"]}
         gt: dict[int, np.ndarray] = {}
-        for conn, log_ns, raw in reader.messages(
-            [*conns["left_info"], *conns["right_info"], *conns["gt"]]
-        ):
+        small = [*conns["left_info"], *conns["right_info"], *conns["gt"]]
+        for conn, log_ns, raw in _messages(reader, path, small, "camera_info"):
             msg = store.deserialize_cdr(raw, conn.msgtype)
             stamp = _stamp_ns(msg)
             if conn.id in gt_ids:
@@ -693,25 +841,32 @@ def _iterate_pairs(
 
         gt_stamps = sorted(gt)
         image_side = {c.id: side for side in infos for c in conns[f"{side}_image"]}
-        pending: dict[str, dict[int, tuple[int, Any, str]]] = {"left": {}, "right": {}}
+        pending: dict[str, dict[int, _ImageItem]] = {"left": {}, "right": {}}
         index = 0
-        for conn, log_ns, raw in reader.messages([*conns["left_image"], *conns["right_image"]]):
+        images = [*conns["left_image"], *conns["right_image"]]
+        for conn, log_ns, raw in _messages(reader, path, images, "images"):
             side = image_side[conn.id]
             other = "right" if side == "left" else "left"
             msg = store.deserialize_cdr(raw, conn.msgtype)
             stamp = _stamp_ns(msg)
             match = _nearest(pending[other], stamp, slop_ns)
+            mine = _ImageItem(log_ns, msg, conn.topic, conn.msgtype)
             if match is None:
-                pending[side][stamp] = (log_ns, msg, conn.topic)
+                pending[side][stamp] = mine
                 oldest = stamp - _PAIRING_WINDOW_NS
                 for buf in pending.values():
                     for old in [s for s in buf if s < oldest]:
                         del buf[old]
                 continue
-            mine = (log_ns, msg, conn.topic)
             theirs = pending[other].pop(match)
             left, right = (mine, theirs) if side == "left" else (theirs, mine)
-            yield _sample(path, index, left, right, infos, gt, gt_stamps, slop_ns)
+            left_stamp = _stamp_ns(left.msg)
+            joints: np.ndarray | None = None
+            if gt:
+                key = left_stamp if left_stamp in gt else None
+                key = key if key is not None else _nearest_sorted(gt_stamps, left_stamp, slop_ns)
+                joints = None if key is None else gt[key].copy()
+            yield BagPair(path, index, left_stamp, left, right, infos, joints)
             index += 1
     finally:
         reader.close()
@@ -723,49 +878,105 @@ def _joints_from_pose_array(msg: Any, where: str) -> np.ndarray:
     return np.array([[p.position.x, p.position.y, p.position.z] for p in msg.poses])
 
 
+@dataclass(frozen=True)
+class _ImageItem:
+    """One image message waiting for its pair: log time, message, topic, message type."""
+
+    log_ns: int
+    msg: Any
+    topic: str
+    msgtype: str
+
+
+class BagPair:
+    """One left-right pair of a bag, its images not decoded yet (:func:`read_stereo_bag_pairs`).
+
+    Attributes:
+        index: position of the pair in pairing order, from 0.
+        stamp_ns: header stamp of the left image, nanoseconds.
+        left_topic: the bag topic of the left image.
+        right_topic: the bag topic of the right image.
+        joints: (21, 3) ground-truth joints (metres, left optical frame) or None.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        index: int,
+        stamp_ns: int,
+        left: _ImageItem,
+        right: _ImageItem,
+        infos: dict[str, _InfoTrack],
+        joints: np.ndarray | None,
+    ) -> None:
+        self.index = index
+        self.stamp_ns = stamp_ns
+        self.left_topic = left.topic
+        self.right_topic = right.topic
+        self.joints = joints
+        self._path = path
+        self._left = left
+        self._right = right
+        self._infos = infos
+
+    @property
+    def frame_id(self) -> str:
+        """The left image's header frame_id."""
+        return str(self._left.msg.header.frame_id)
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(width, height) of the left camera_info of the pair (the size its decoded images
+        must have), or None when the bag has no left camera_info."""
+        track = self._infos["left"]
+        if not track.fields:
+            return None
+        info = track.for_image(self._left.log_ns, self.stamp_ns)
+        return info.width, info.height
+
+    def decode(self) -> StereoSample:
+        """The pair's images as RGB with their camera_info.
+
+        Raises:
+            DataError: a camera_info is missing, or its size differs from its image's, or a
+                compressed image is truncated or corrupt (the message names the topic and
+                stamp).
+            EncodingError: an image has an unsupported encoding or a short buffer.
+        """
+        left_rgb, left_info = _side_image(self._path, self._left, self._infos["left"])
+        right_rgb, right_info = _side_image(self._path, self._right, self._infos["right"])
+        return StereoSample(
+            left=left_rgb,
+            right=right_rgb,
+            left_info=left_info,
+            right_info=right_info,
+            index=self.index,
+            stamp_ns=self.stamp_ns,
+            joints=None if self.joints is None else self.joints.copy(),
+        )
+
+
 def _side_image(
-    path: Path, item: tuple[int, Any, str], track: _InfoTrack
+    path: Path, item: _ImageItem, track: _InfoTrack
 ) -> tuple[np.ndarray, CameraInfoFields]:
-    log_ns, msg, topic = item
+    msg = item.msg
     stamp = _stamp_ns(msg)
-    where = f"{path} topic {topic} at stamp {stamp} ns"
+    where = f"{path} topic {item.topic} at stamp {stamp} ns"
     if not track.fields:
         raise DataError(f"{where} expected a camera_info for the image; got none in the bag")
-    info = track.for_image(log_ns, stamp)
-    if (int(msg.width), int(msg.height)) != (info.width, info.height):
+    info = track.for_image(item.log_ns, stamp)
+    if item.msgtype == COMPRESSED_IMAGE_MSGTYPE:
+        rgb = decode_compressed_rgb(msg.data, str(msg.format), where)
+        height, width = rgb.shape[:2]
+    else:
+        width, height = int(msg.width), int(msg.height)
+    if (width, height) != (info.width, info.height):
         raise DataError(
             f"{where} expected the camera_info size {info.width}x{info.height}; got an image "
-            f"of {msg.width}x{msg.height}"
+            f"of {width}x{height}"
         )
-    rgb = rgb_from_image_buffer(
-        msg.data, int(msg.height), int(msg.width), int(msg.step), str(msg.encoding), where
-    )
+    if item.msgtype != COMPRESSED_IMAGE_MSGTYPE:
+        rgb = rgb_from_image_buffer(
+            msg.data, int(msg.height), int(msg.width), int(msg.step), str(msg.encoding), where
+        )
     return rgb, info
-
-
-def _sample(
-    path: Path,
-    index: int,
-    left: tuple[int, Any, str],
-    right: tuple[int, Any, str],
-    infos: dict[str, _InfoTrack],
-    gt: dict[int, np.ndarray],
-    gt_stamps: list[int],
-    slop_ns: int,
-) -> StereoSample:
-    left_rgb, left_info = _side_image(path, left, infos["left"])
-    right_rgb, right_info = _side_image(path, right, infos["right"])
-    stamp = _stamp_ns(left[1])
-    joints: np.ndarray | None = None
-    if gt:
-        key = stamp if stamp in gt else _nearest_sorted(gt_stamps, stamp, slop_ns)
-        joints = None if key is None else gt[key].copy()
-    return StereoSample(
-        left=left_rgb,
-        right=right_rgb,
-        left_info=left_info,
-        right_info=right_info,
-        index=index,
-        stamp_ns=stamp,
-        joints=joints,
-    )

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from stereo_hand_mesh._check import check_shape
-from stereo_hand_mesh.errors import DataError, ShapeError
+from stereo_hand_mesh.errors import ConfigError, DataError, ShapeError
 
 __all__ = [
     "COMPRESSED_FORMATS",
     "decode_compressed_rgb",
+    "encode_compressed_rgb",
     "read_image_rgb",
     "read_mask",
     "write_image_png",
@@ -140,6 +141,44 @@ def decode_compressed_rgb(data: bytes | np.ndarray, fmt: str, where: str = "imag
     if image is None:
         raise DataError(f"{where}: could not decode {codec} data of {buf.size} bytes (corrupt)")
     return image
+
+
+def encode_compressed_rgb(
+    rgb: np.ndarray, codec: str = "jpeg", quality: int = 90
+) -> tuple[bytes, str]:
+    """Encode an RGB image as the payload of a sensor_msgs/CompressedImage.
+
+    The inverse of :func:`decode_compressed_rgb`, as image_transport's ``compressed`` plugin
+    encodes a bgr8 image.
+
+    Args:
+        rgb: (H, W, 3) uint8 RGB image.
+        codec: ``"jpeg"`` or ``"png"``.
+        quality: JPEG quality, 1-100 (ignored for PNG).
+
+    Returns:
+        The encoded bytes and the message's ``format`` field
+        (``"bgr8; jpeg compressed bgr8"``).
+
+    Raises:
+        ShapeError: ``rgb`` is not (H, W, 3) uint8.
+        ConfigError: an unknown codec, or a quality outside 1-100.
+    """
+    import cv2
+
+    if codec not in COMPRESSED_FORMATS:
+        raise ConfigError(f"codec expected one of {list(COMPRESSED_FORMATS)}; got {codec!r}")
+    if not 1 <= quality <= 100:
+        raise ConfigError(f"quality expected 1-100; got {quality}")
+    check_shape(rgb, (None, None, 3), "rgb")
+    if rgb.dtype != np.uint8:
+        raise ShapeError(f"rgb expected dtype uint8; got {rgb.dtype}")
+    bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if codec == "jpeg" else []
+    ok, buf = cv2.imencode(".jpg" if codec == "jpeg" else ".png", bgr, params)
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
+        raise DataError(f"could not encode a {rgb.shape} image as {codec}")
+    return buf.tobytes(), f"bgr8; {codec} compressed bgr8"
 
 
 def read_image_rgb(path: str | os.PathLike[str]) -> np.ndarray:

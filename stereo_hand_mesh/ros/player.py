@@ -71,22 +71,17 @@ def compressed_pair_messages(
     """Messages of one pair with the images as sensor_msgs/CompressedImage (``codec`` jpeg or
     png, format ``"bgr8; <codec> compressed bgr8"`` as image_transport writes it; JPEG
     ``quality`` 0-100), stamped ``stamp_ns``."""
-    import cv2
     from sensor_msgs.msg import CompressedImage
+
+    from stereo_hand_mesh.data.image_io import encode_compressed_rgb
 
     raw = pair_messages(sample, stamp_ns)
     if codec not in ("jpeg", "png"):
         raise ValueError(f"codec expected 'jpeg' or 'png'; got {codec!r}")
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if codec == "jpeg" else []
 
     def compressed(rgb: Any, header: Any) -> Any:
-        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-        ok, buf = cv2.imencode(".jpg" if codec == "jpeg" else ".png", bgr, params)
-        if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
-            raise ValueError(f"could not encode a {rgb.shape} image as {codec}")
-        return CompressedImage(
-            header=header, format=f"bgr8; {codec} compressed bgr8", data=buf.tobytes()
-        )
+        data, fmt = encode_compressed_rgb(rgb, codec, quality)
+        return CompressedImage(header=header, format=fmt, data=data)
 
     return PairMessages(
         left=compressed(sample.left, raw.left.header),
