@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from stereo_hand_mesh.cli.bag_infer import add_bag_arguments
+
 __all__ = ["add_runtime_parsers"]
 
 
@@ -23,11 +25,14 @@ def add_runtime_parsers(sub: argparse._SubParsersAction) -> dict:
     )  # fmt: skip
     e.add_argument("--mano", type=Path, default=None, help="MANO file of MANO-topology models")
 
-    i = sub.add_parser("infer", help="one stereo pair from files through the pipeline")
-    i.add_argument("--left", type=Path, required=True, help="left rectified image")
-    i.add_argument("--right", type=Path, required=True, help="right rectified image")
-    i.add_argument("--left-info", type=Path, required=True, help="left camera_info YAML")
-    i.add_argument("--right-info", type=Path, required=True, help="right camera_info YAML")
+    i = sub.add_parser(
+        "infer",
+        help="one stereo pair from files, or every pair of a bag (--bag), through the pipeline",
+    )
+    i.add_argument("--left", type=Path, default=None, help="left rectified image")
+    i.add_argument("--right", type=Path, default=None, help="right rectified image")
+    i.add_argument("--left-info", type=Path, default=None, help="left camera_info YAML")
+    i.add_argument("--right-info", type=Path, default=None, help="right camera_info YAML")
     i.add_argument("--handedness", choices=("right", "left"), default="right")
     i.add_argument(
         "--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto"
@@ -49,8 +54,12 @@ def add_runtime_parsers(sub: argparse._SubParsersAction) -> dict:
     i.add_argument("--engine", type=Path, default=None, help="TensorRT engine cache")
     i.add_argument("--roi", type=float, nargs=3, default=None, metavar=("X0", "Y0", "SIDE"))
     i.add_argument("--min-confidence", type=float, default=0.3)
-    i.add_argument("--json", type=Path, required=True, help="write the result here")
+    i.add_argument(
+        "--json", type=Path, default=None,
+        help="write the result here (with --bag: the run's summary)",
+    )  # fmt: skip
     i.add_argument("--overlay", type=Path, default=None, help="write an overlay PNG here")
+    add_bag_arguments(i)
 
     b = sub.add_parser("bench", help="per-stage pipeline latency for each backend")
     b.add_argument("--json", type=Path, required=True, help="write results here (and .md)")
@@ -155,6 +164,10 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_infer(args: argparse.Namespace) -> int:
+    if args.bag is not None:
+        from stereo_hand_mesh.cli.bag_infer import run_bag_infer
+
+        return run_bag_infer(args)
     import numpy as np
 
     from stereo_hand_mesh.data.camera_info_yaml import read_camera_info_yaml
@@ -166,6 +179,7 @@ def run_infer(args: argparse.Namespace) -> int:
     from stereo_hand_mesh.pipeline.factory import create_pipeline
     from stereo_hand_mesh.pipeline.overlay import draw_overlay
 
+    _check_single_pair_args(args)
     left, right = read_image_rgb(args.left), read_image_rgb(args.right)
     if left.shape != right.shape:
         raise ShapeError(
@@ -234,3 +248,30 @@ def run_infer(args: argparse.Namespace) -> int:
     status = f"confidence {est.confidence:.2f}" if est.found else est.reason
     print(f"infer: {choice.reason}; {status}; wrote {args.json}")
     return 0  # "no hand" is a result (in the JSON), not an error
+
+
+def _check_single_pair_args(args: argparse.Namespace) -> None:
+    """The single-pair ``infer`` needs its four files and --json, and no bag options."""
+    from stereo_hand_mesh.errors import ConfigError
+
+    missing = [
+        f"--{name.replace('_', '-')}"
+        for name in ("left", "right", "left_info", "right_info", "json")
+        if getattr(args, name) is None
+    ]
+    if missing:
+        raise ConfigError(
+            f"infer expected --left, --right, --left-info, --right-info and --json (one pair) "
+            f"or --bag (a recording); missing {missing}"
+        )
+    bag_only = [
+        flag
+        for flag, given in (
+            ("--jsonl", args.jsonl is not None),
+            ("--video", args.video is not None),
+            ("--rectify", args.rectify),
+        )
+        if given
+    ]
+    if bag_only:
+        raise ConfigError(f"infer: {bag_only} expected --bag; got single-pair files")
