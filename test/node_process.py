@@ -129,6 +129,15 @@ class Peer:
         channel does (a known race of DDS-based services), and a response sent in that
         window is lost.
         """
+        future = self.call_async(srv_type, name, request, timeout_s)
+        if future is None:
+            return None
+        self.spin_until(future.done, timeout_s)
+        return future.result() if future.done() else None
+
+    def call_async(self, srv_type: type, name: str, request: Any, timeout_s: float = 30.0) -> Any:
+        """Send a request once the service is ready (see :meth:`call`); return its future
+        (None when the service never appeared). Spin the peer to receive the answer."""
         key = (srv_type, name)
         client = self._clients.get(key)
         if client is None:
@@ -140,9 +149,7 @@ class Peer:
             self._clients[key] = client
         elif not self.spin_until(lambda: client.service_is_ready(), timeout_s):
             return None
-        future = client.call_async(request)
-        self.spin_until(future.done, timeout_s)
-        return future.result() if future.done() else None
+        return client.call_async(request)
 
     def set_parameters(self, node_name: str, values: dict[str, Any]) -> list[Any] | None:
         """Set parameters of another node through its set_parameters service."""

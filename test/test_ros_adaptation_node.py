@@ -22,6 +22,7 @@ from stereo_hand_mesh.data.sample import StereoSample
 from stereo_hand_mesh.data.synth import SynthSettings, as_stereo_sample, iter_synthetic_pairs
 from stereo_hand_mesh.ros.adaptation_node import split_for_validation
 from stereo_hand_mesh.ros.player import PairPublisher, pair_messages
+from stereo_hand_mesh.runtime.select import default_model_files
 
 PAIRS = 24
 
@@ -124,7 +125,6 @@ def noisy_models(tmp_path_factory) -> tuple[Path, Path]:
         model_from_checkpoint,
         save_checkpoint,
     )
-    from stereo_hand_mesh.runtime.select import default_model_files
 
     folder = tmp_path_factory.mktemp("noisy")
     ckpt_path, onnx_path = default_model_files()
@@ -188,16 +188,17 @@ def test_adapt_service_validates_exports_and_reloads_hand_mesh_node(
     try:
         _record(peer, node, target_pairs)
         assert peer.spin_until(lambda: model_of_hand_mesh_node() == str(init_onnx), 10), mesh.log()
-        reply = peer.call(Trigger, "/adaptation_node/adapt", Trigger.Request())
-        assert reply is not None and reply.success, (reply, node.log())
+        # ~/adapt answers when the run ends; a second call meanwhile is refused at once.
+        pending = peer.call_async(Trigger, "/adaptation_node/adapt", Trigger.Request())
+        assert pending is not None, node.log()
+        assert peer.spin_until(
+            lambda: _status(peer).get("adaptation", {}).get("state") == "adapting", 30
+        ), node.log()
         busy = peer.call(Trigger, "/adaptation_node/adapt", Trigger.Request())
         assert busy is not None and not busy.success and "already adapting" in busy.message
-
-        def finished() -> bool:
-            state = _status(peer).get("adaptation", {}).get("state", "")
-            return any(w in state for w in ("deployed", "kept", "failed", "not deployed"))
-
-        assert peer.spin_until(finished, 500), node.log()
+        assert peer.spin_until(pending.done, 500), node.log()
+        reply = pending.result()
+        assert reply.success and reply.message.startswith("deployed"), (reply, node.log())
         run = _status(peer)["adaptation"]
         run_dir = models / run["run_dir"].split("/")[-1]
         result = json.loads((run_dir / "result.json").read_text())
@@ -339,6 +340,9 @@ def test_kill_9_of_an_adapt_run_keeps_the_serving_model_and_the_next_adapt_runs(
             "epochs": 30,  # long enough to be killed
             "adapt_limit": 12,
             "adapt_threads": 2,
+            # the legacy mesh network's steps, which read these synthetic target pairs (the
+            # keypoint network's run on real pairs: test_ros_adaptation_realdata.py)
+            "init_model": str(default_model_files()[0]),
         },
     )
     mesh = NodeProcess("hand_mesh_node", tmp_path / "hand_mesh.log", {"diagnostics_period_s": 0.5})
@@ -347,8 +351,8 @@ def test_kill_9_of_an_adapt_run_keeps_the_serving_model_and_the_next_adapt_runs(
     peer.subscribe(DiagnosticArray, "/diagnostics")
     try:
         _record(peer, node, target_pairs)
-        reply = peer.call(Trigger, "/adaptation_node/adapt", Trigger.Request())
-        assert reply is not None and reply.success, (reply, node.log())
+        pending = peer.call_async(Trigger, "/adaptation_node/adapt", Trigger.Request())
+        assert pending is not None, node.log()
 
         def adapt_child():
             for child in psutil.Process(node.proc.pid).children(recursive=True):
@@ -363,6 +367,8 @@ def test_kill_9_of_an_adapt_run_keeps_the_serving_model_and_the_next_adapt_runs(
             lambda: "failed" in _status(peer).get("adaptation", {}).get("state", ""), 30
         ), node.log()
         assert "-9" in _status(peer)["adaptation"]["state"]
+        assert peer.spin_until(pending.done, 10), node.log()
+        assert not pending.result().success and "-9" in pending.result().message
         peer.spin_for(1.0)
 
         def mesh_diag() -> dict[str, str]:
@@ -388,14 +394,8 @@ def test_kill_9_of_an_adapt_run_keeps_the_serving_model_and_the_next_adapt_runs(
 
         results = peer.set_parameters("/adaptation_node", {"epochs": 1})
         assert results is not None and all(r.successful for r in results)
-        again = peer.call(Trigger, "/adaptation_node/adapt", Trigger.Request())
-        assert again is not None and again.success, again
-
-        def finished() -> bool:
-            state = _status(peer).get("adaptation", {}).get("state", "")
-            return any(w in state for w in ("deployed", "kept", "not deployed", "failed"))
-
-        assert peer.spin_until(finished, 300), node.log()
+        again = peer.call(Trigger, "/adaptation_node/adapt", Trigger.Request(), timeout_s=300)
+        assert again is not None and again.success, (again, node.log())
         assert not _status(peer)["adaptation"]["state"].startswith("failed"), node.log()
         assert len(list(models.glob("adapt_*"))) == 2  # the killed run stays, apart
     finally:

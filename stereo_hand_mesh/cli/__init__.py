@@ -4,7 +4,8 @@ One module per group of subcommands, each with an ``add_*_parser(s)`` that regis
 sub-parsers and returns the functions that run them: :mod:`.synth` (``synth``), :mod:`.train`
 (``pretrain``, ``adapt``, ``eval``), :mod:`.runtime` (``export``, ``infer``, ``bench``; the
 pipeline benchmark itself is :mod:`.bench`), :mod:`.demo` (``demo``) and :mod:`.calibrate`
-(``calibrate``); :mod:`.options` holds options several of them share. This package sits
+(``calibrate``), :mod:`.play` (``play``: a stereo source published as a camera);
+:mod:`.options` holds options several of them share. This package sits
 on top of the layers (DESIGN.md, "Architecture"): it may import any of them, and none of them
 imports it (``test/test_architecture.py``). Heavy imports (torch, rclpy) happen inside the
 subcommand, so ``stereo-hand-mesh --help`` stays fast.
@@ -65,6 +66,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
     from stereo_hand_mesh.cli.calibrate import add_calibrate_parser
 
     runners |= add_calibrate_parser(sub)
+    from stereo_hand_mesh.cli.play import add_play_parser
+
+    runners |= add_play_parser(sub)
     for name, what in _PLANNED.items():
         sub.add_parser(name, help=f"{what} [not built yet]")
         runners[name] = _not_built(name)

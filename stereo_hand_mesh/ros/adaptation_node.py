@@ -13,11 +13,20 @@ Adaptation (``~/adapt``), in child processes so the node keeps serving:
 
 1. the closed splits of every session under ``bag_dir`` are divided in time order: the last
    ``validation_fraction`` of them (at least one) are held out;
-2. ``stereo-hand-mesh adapt`` on the others, from ``init_model`` (default: the shipped model);
-3. ``stereo-hand-mesh eval --self-supervised`` of the initial and the adapted model on the
-   held-out splits (no labels: eq. 10 without its edge term);
-4. only if the adapted score is lower: ``stereo-hand-mesh export`` to ONNX, then
-   ``model_file_path`` is set on ``hand_mesh_node`` and its ``~/reload_model`` called.
+2. the product's keypoint network (``init_model`` a keypoint network, default the shipped
+   one): ``stereo-hand-mesh adapt --out adapted.onnx --validation-data <held-out>`` calibrates
+   the user's hand shape, fine-tunes the network on the other splits and scores, without
+   labels, the current model, the calibration alone and the adapted network on the held-out
+   splits (eq. 10 without its edge term, plus left-right keypoint row agreement); its report
+   (``adapted.json``) names the best. A legacy mesh checkpoint (``init_model`` ``*.pt``) runs
+   the legacy steps: ``adapt``, ``eval --self-supervised`` of both models, ``export``;
+3. only if the best is not the current model: ``model_file_path`` is set on
+   ``hand_mesh_node`` and its ``~/reload_model`` called; otherwise the current model stays and
+   the status says why.
+
+``~/adapt`` answers when the run has ended, with its decision (the service is a coroutine:
+the node keeps recording state, status and other services meanwhile); a second call during
+a run is refused at once.
 
 Every run lives in ``model_dir/adapt_<UTC time>/`` (logs, checkpoint, scores, ONNX,
 ``result.json``). ``~/status`` (std_msgs/String, JSON) reports the state, the recording and
@@ -40,7 +49,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.serialization import serialize_message
 from std_msgs.msg import String
@@ -140,7 +149,10 @@ class AdaptationNode(Node):
         services = MutuallyExclusiveCallbackGroup()
         self.create_service(Trigger, "~/start_recording", self._on_start, callback_group=services)
         self.create_service(Trigger, "~/stop_recording", self._on_stop, callback_group=services)
-        self.create_service(Trigger, "~/adapt", self._on_adapt, callback_group=services)
+        # Reentrant: the answer waits for the run, and a second call meanwhile is refused.
+        self.create_service(
+            Trigger, "~/adapt", self._on_adapt, callback_group=ReentrantCallbackGroup()
+        )
         self._status_pub = self.create_publisher(String, "~/status", 10)
         self._client_group = MutuallyExclusiveCallbackGroup()
         self.create_timer(1.0, self._publish_status)
@@ -235,7 +247,9 @@ class AdaptationNode(Node):
 
     # ------------------------------------------------------------------ adaptation
 
-    def _on_adapt(self, _req: Any, res: Any) -> Any:
+    async def _on_adapt(self, _req: Any, res: Any) -> Any:
+        from rclpy.task import Future
+
         if self._adapt_thread is not None and self._adapt_thread.is_alive():
             res.success, res.message = False, f"already adapting: {self._run.get('state')}"
             return res
@@ -268,17 +282,20 @@ class AdaptationNode(Node):
             "validation_splits": len(held),
             "started": stamp,
         }
+        done: Future = Future()
         self._adapt_thread = threading.Thread(
-            target=self._adapt_run, args=(run_dir,), name="adapt", daemon=True
+            target=self._adapt_run, args=(run_dir, done), name="adapt", daemon=True
         )
         self._adapt_thread.start()
-        res.success = True
-        res.message = (
+        self._log.info(
             f"adapting on {len(train)} splits, validating on {len(held)}, in {run_dir} "
             f"(progress on {self.resolve_topic_name('~/status')})"
         )
-        self._log.info(res.message)
         self._publish_status()
+        result = await done
+        state = str(result.get("state", "failed: no result"))
+        res.success = not state.startswith("failed")
+        res.message = state if not result.get("decision") else f"{state}: {result['decision']}"
         return res
 
     def _child_run(self, step: str, args: list[str], run_dir: Path) -> None:
@@ -295,52 +312,101 @@ class AdaptationNode(Node):
         if code != 0:
             raise RuntimeError(f"{step} exited with {code}; see {run_dir / f'{step}.log'}")
 
-    def _adapt_run(self, run_dir: Path) -> None:
+    def _adapt_run(self, run_dir: Path, done: Any = None) -> None:
         p = self._p
-        ckpt, onnx = run_dir / "adapted.pt", run_dir / "adapted.onnx"
-        init = [p["init_model"]] if p["init_model"] else []
-        common = ["--device", p["device"], "--quiet"]
-        if p["adapt_threads"]:
-            common += ["--threads", str(p["adapt_threads"])]
-        if p["adapt_limit"]:
-            common += ["--limit", str(p["adapt_limit"])]
         result: dict[str, Any] = {"run_dir": str(run_dir)}
         try:
-            self._child_run(
-                "adapt",
-                ["adapt", "--data", str(run_dir / "train"), "--out", str(ckpt),
-                 "--epochs", str(p["epochs"]), *(["--init", *init] if init else []), *common],
-                run_dir,
-            )  # fmt: skip
-            for name, model in (("initial", init), ("adapted", [str(ckpt)])):
-                self._child_run(
-                    f"validate_{name}",
-                    ["eval", "--self-supervised", "--data", str(run_dir / "validation"),
-                     *(["--model", *model] if model else []),
-                     "--json", str(run_dir / f"validation_{name}.json"), *common],
-                    run_dir,
-                )  # fmt: skip
-            before = json.loads((run_dir / "validation_initial.json").read_text())["score"]
-            after = json.loads((run_dir / "validation_adapted.json").read_text())["score"]
-            result |= {"validation_initial": before, "validation_adapted": after}
-            if not after < before:
-                result["state"] = "kept the current model: the adapted one did not improve"
+            if str(p["init_model"]).endswith(".pt"):
+                self._legacy_steps(run_dir, result)
             else:
-                self._child_run(
-                    "export", ["export", "--model", str(ckpt), "--onnx", str(onnx)], run_dir
-                )
-                self._run["state"] = "deploying"
-                result["deployed"] = self._deploy(onnx)
-                result["state"] = (
-                    "deployed" if result["deployed"] == "ok" else "adapted, not deployed"
-                )
+                self._keypoint_steps(run_dir, result)
         except Exception as err:  # a failed step ends the run; the serving model stays
             result["state"] = f"failed: {err}"
         (run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
         self._run = {**self._run, **result}
         level = self._log.info if not result["state"].startswith("failed") else self._log.error
-        level(f"adaptation run {run_dir.name}: {result['state']}")
+        level(f"adaptation run {run_dir.name}: {result['state']} {result.get('decision', '')}")
         self._publish_status()
+        if done is not None:
+            done.set_result(result)
+
+    def _common_args(self) -> list[str]:
+        p = self._p
+        common = ["--quiet"]
+        if p["adapt_threads"]:
+            common += ["--threads", str(p["adapt_threads"])]
+        if p["adapt_limit"]:
+            common += ["--limit", str(p["adapt_limit"])]
+        return common
+
+    def _keypoint_steps(self, run_dir: Path, result: dict[str, Any]) -> None:
+        """Adapt, calibrate and validate in one child; deploy what its report chose."""
+        p = self._p
+        onnx = run_dir / "adapted.onnx"
+        init = ["--init", p["init_model"]] if p["init_model"] else []
+        if p["device"] not in ("", "cpu"):
+            raise ConfigError(
+                f"device expected cpu for the keypoint network's adaptation (it runs on the "
+                f"CPU); got {p['device']!r}"
+            )
+        self._child_run(
+            "adapt",
+            ["adapt", "--data", str(run_dir / "train"), "--validation-data",
+             str(run_dir / "validation"), "--out", str(onnx), "--epochs", str(p["epochs"]),
+             *init, *self._common_args()],
+            run_dir,
+        )  # fmt: skip
+        report = json.loads(onnx.with_suffix(".json").read_text())
+        scores = {k: v and v["score"] for k, v in report["validation"].items()}
+        result |= {
+            "decision": report["decision"],
+            "chosen": report["chosen"],
+            "calibration_used": report["calibration_used"],
+            "network_adapted": report["network_adapted"],
+            "validation_initial": scores["current"],
+            "validation_calibrated": scores["calibrated"],
+            "validation_adapted": scores["adapted"],
+            "pairs_adapted": report["pairs_adapted"],
+            "pairs_validation": report["pairs_validation"],
+            "diverged": report["training"]["diverged"],
+        }
+        if not report["better"]:
+            result["state"] = "kept the current model"
+            return
+        self._run["state"] = "deploying"
+        result["deployed"] = self._deploy(onnx)
+        result["state"] = "deployed" if result["deployed"] == "ok" else "adapted, not deployed"
+
+    def _legacy_steps(self, run_dir: Path, result: dict[str, Any]) -> None:
+        """The legacy mesh network: adapt, validate both models, export, deploy."""
+        p = self._p
+        ckpt, onnx = run_dir / "adapted.pt", run_dir / "adapted.onnx"
+        init = [p["init_model"]]
+        common = ["--device", p["device"], *self._common_args()]
+        self._child_run(
+            "adapt",
+            ["adapt", "--data", str(run_dir / "train"), "--out", str(ckpt),
+             "--epochs", str(p["epochs"]), "--init", *init, *common],
+            run_dir,
+        )  # fmt: skip
+        for name, model in (("initial", init), ("adapted", [str(ckpt)])):
+            self._child_run(
+                f"validate_{name}",
+                ["eval", "--self-supervised", "--data", str(run_dir / "validation"),
+                 "--model", *model, "--json", str(run_dir / f"validation_{name}.json"),
+                 *common],
+                run_dir,
+            )  # fmt: skip
+        before = json.loads((run_dir / "validation_initial.json").read_text())["score"]
+        after = json.loads((run_dir / "validation_adapted.json").read_text())["score"]
+        result |= {"validation_initial": before, "validation_adapted": after}
+        if not after < before:
+            result["state"] = "kept the current model: the adapted one did not improve"
+            return
+        self._child_run("export", ["export", "--model", str(ckpt), "--onnx", str(onnx)], run_dir)
+        self._run["state"] = "deploying"
+        result["deployed"] = self._deploy(onnx)
+        result["state"] = "deployed" if result["deployed"] == "ok" else "adapted, not deployed"
 
     def _deploy(self, onnx: Path) -> str:
         """Set model_file_path on hand_mesh_node and reload it; "ok" or what went wrong."""

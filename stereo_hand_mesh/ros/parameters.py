@@ -172,11 +172,17 @@ ADAPTATION_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "init_model",
         "",
-        "checkpoint adaptation starts from; empty = the shipped default",
+        "model adaptation starts from: a keypoint network (.onnx with its .npz beside it) or a "
+        "legacy mesh checkpoint (.pt); empty = the shipped keypoint network",
         applies="adapt",
     ),
-    ParamSpec("epochs", 15, "adaptation epochs", 1, 10000, applies="adapt"),
-    ParamSpec("device", "cpu", "adaptation device (cpu, cuda, cuda:N)", applies="adapt"),
+    ParamSpec("epochs", 6, "adaptation epochs", 1, 10000, applies="adapt"),
+    ParamSpec(
+        "device",
+        "cpu",
+        "adaptation device (cpu; cuda, cuda:N for a legacy .pt only)",
+        applies="adapt",
+    ),
     ParamSpec(
         "adapt_threads",
         0,
