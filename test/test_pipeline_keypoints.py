@@ -277,7 +277,11 @@ def _bad_input(case: str, pairs: list[RenderedPair], rig: StereoRig):
     if case in ("cut-left-edge", "cut-bottom-edge"):  # the hand's centre on the edge
         pair = pairs[3] if case == "cut-left-edge" else pairs[7]
         c = np.round(_hand_centre(pair)).astype(int)
-        dx, dy = (-c[0], 0) if case == "cut-left-edge" else (0, h - c[1])
+        # Bottom: the centre 15% of the hand's height above the edge (the renders show a
+        # forearm: with the centre on the edge only the fingers are left, and no palm).
+        uv = pair.annotation["vertices_uv_left"]
+        above = round(0.15 * (uv[:, 1].max() - uv[:, 1].min()))
+        dx, dy = (-c[0], 0) if case == "cut-left-edge" else (0, h - c[1] - above)
         left, right, joints = _shifted(pair, dx, dy, rig.left.fx, rig.left.fy)
         return left, right, [joints]
     if case.startswith("two-hands"):  # the second pair's hand pasted into both views

@@ -22,6 +22,11 @@ def add_synth_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
         "(640x480, fx=822.79 px, baseline 120.054 mm); other sizes scale its intrinsics.",
     )
     p.add_argument("--domain", choices=("source", "target"), required=True)
+    p.add_argument(
+        "--look", choices=("real", "plain"), default="real",
+        help="real: forearm, skin detail, light set-ups, table-top scenes, motion blur and "
+        "JPEG (default); plain: the hand alone over a background plane (the legacy look)",
+    )  # fmt: skip
     p.add_argument("--count", type=int, required=True, help="number of stereo pairs")
     p.add_argument("--out", type=Path, required=True, help="split directory or bag to create")
     p.add_argument("--seed", type=int, default=0)
@@ -77,7 +82,7 @@ def run_synth(args: argparse.Namespace) -> int:
     if args.count < 1:
         raise ConfigError(f"--count expected >= 1; got {args.count}")
     rig = rig_for_size(args.width, args.height, args.baseline)
-    settings = SynthSettings(domain=args.domain, rig=rig)
+    settings = SynthSettings(domain=args.domain, rig=rig, look=args.look)
     left_info, right_info = rig.camera_infos()
     pairs = tqdm(
         iter_synthetic_pairs(settings, args.count, args.seed),

@@ -2,11 +2,21 @@
 
 Each pair: a natural pose or gesture, a random hand shape and global rotation, the hand 0.3-0.9
 m in front of a rectified rig (default: STB's Bumblebee2, 640x480), rendered into both views
-with the differentiable rasterizer (used here without gradients), shaded by the domain's
-lights (with a shadow map for cast shadows in the target domain), composited over a
-fronto-parallel background plane seen with its proper disparity, then passed through the
+with the differentiable rasterizer (used here without gradients), then passed through the
 domain's sensor model. Ground truth: joints and vertices in the left optical frame (metres),
-their projections in both views (pixels), joint visibility, and the hand masks.
+their projections in both views (pixels), joint visibility, and the hand masks (the hand's
+pixels that nothing hides).
+
+Two looks (:class:`SynthSettings` ``look``). ``"real"`` (default; what a network trained on
+real photographs recognises, :mod:`~stereo_hand_mesh.data.synth_scene`): the hand continues
+into a forearm (sometimes in a sleeve), its skin has creases, palm lines, nails, relief and
+ambient occlusion between touching parts, shaded with wrap lighting and a specular term
+under one of the domain's light set-ups (studio, room, window, overhead, flash); behind it a
+procedural table-top scene with props (one may be held between thumb and index) or the
+domain's background plane; the camera adds motion blur and JPEG artefacts to its sensor
+model. ``"plain"``: the hand alone, Lambert-shaded by one light (with a shadow map for cast
+shadows in the target domain), over a fronto-parallel background plane seen with its proper
+disparity (what the legacy mesh-uv network was trained on).
 
 Deterministic: pair ``i`` of a split uses ``numpy.random.default_rng([seed, i])``, so a
 split can be regenerated, extended or generated in parallel with identical results.
@@ -19,7 +29,8 @@ split can be regenerated, extended or generated in parallel with identical resul
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -28,6 +39,27 @@ import torch
 from stereo_hand_mesh._check import check_shape
 from stereo_hand_mesh.data.camera_info_yaml import STB_BUMBLEBEE2, StereoRigSpec
 from stereo_hand_mesh.data.sample import StereoSample
+from stereo_hand_mesh.data.synth_scene import (
+    MAT_ARM,
+    MAT_HAND,
+    MAT_PROP,
+    MAT_SLEEVE,
+    ArmSpec,
+    HandSkinMap,
+    SceneExtras,
+    SkinLook,
+    forearm_mesh,
+    held_prop,
+    jpeg_roundtrip,
+    motion_blur,
+    prop_mesh,
+    sample_arm,
+    sample_background_scene,
+    sample_light_rig,
+    shade_surface,
+    skin_detail,
+    vertex_occlusion,
+)
 from stereo_hand_mesh.data.synth_style import (
     DomainStyle,
     apply_sensor,
@@ -47,6 +79,7 @@ from stereo_hand_mesh.render.rasterizer import rasterize
 
 __all__ = [
     "HAND_TO_CAMERA",
+    "LOOKS",
     "HandScene",
     "RenderedPair",
     "SceneAppearance",
@@ -59,6 +92,9 @@ __all__ = [
     "render_scene",
     "sample_appearance",
 ]
+
+#: Looks of the renders (:class:`SynthSettings`).
+LOOKS = ("real", "plain")
 
 #: (3, 3) rotation from the hand frame (+y fingers, +z palmar) to the camera optical frame
 #: (x right, y down, z forward): palm toward the camera, fingers up.
@@ -77,6 +113,11 @@ class SynthSettings:
         max_tilt_deg: largest rotation of the hand away from palm-facing-camera, degrees.
         margin_px: the hand's projected vertices stay this far inside both images.
         shadow_map_px: resolution of the shadow map (target domain).
+        look: ``"real"`` (default): the hand continues into a forearm, with skin detail,
+            the domain's light set-ups, table-top scenes, props and camera effects
+            (:mod:`~stereo_hand_mesh.data.synth_scene`); ``"plain"``: the hand alone,
+            Lambert-shaded, in front of the background plane (what the legacy mesh-uv
+            network was trained on).
     """
 
     domain: str = "source"
@@ -85,9 +126,12 @@ class SynthSettings:
     max_tilt_deg: float = 70.0
     margin_px: int = 8
     shadow_map_px: int = 256
+    look: str = "real"
 
     def __post_init__(self) -> None:
         style_for(self.domain)
+        if self.look not in LOOKS:
+            raise ConfigError(f"look expected one of {LOOKS}; got {self.look!r}")
         lo, hi = self.depth_range_m
         if not 0.1 <= lo <= hi:
             raise ConfigError(f"depth_range_m expected 0.1 <= low <= high; got {lo}, {hi}")
@@ -150,8 +194,26 @@ def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
 
 
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run torch single-threaded inside (the process-wide setting is restored after).
+
+    A scene's rasterization is a few small kernels: on a 2-core machine shared with other
+    processes, torch's second thread waits for a core far longer than the work takes
+    (measured under load: 0.7 s with 2 threads, 10 ms with 1, for the same scene).
+    """
+    threads = torch.get_num_threads()
+    if threads > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if threads > 1:
+            torch.set_num_threads(threads)
+
+
 def _raster(vertices: np.ndarray, faces_t: torch.Tensor, k4: np.ndarray, hw: tuple[int, int]):
-    with torch.no_grad():
+    with torch.no_grad(), _one_torch_thread():
         frags = rasterize(
             torch.from_numpy(vertices[None]).float(),
             faces_t,
@@ -235,6 +297,10 @@ class SceneAppearance:
         background_depth_m: depth of the fronto-parallel background plane, metres (pushed
             back to 0.2 m behind the hand when the hand reaches further).
         gains: (3,) float32 white-balance gains shared by both views.
+        extras: forearm, light rig, skin detail, table-top scene and camera effects
+            (:class:`~stereo_hand_mesh.data.synth_scene.SceneExtras`); None renders the hand
+            alone, Lambert-shaded by ``light_dir``, ``ambient`` and ``diffuse``, in front of
+            the background plane (the look before the forearm and skin detail existed).
     """
 
     albedo: np.ndarray
@@ -244,6 +310,7 @@ class SceneAppearance:
     background: np.ndarray
     background_depth_m: float
     gains: np.ndarray
+    extras: SceneExtras | None = None
 
     def __post_init__(self) -> None:
         check_shape(self.albedo, (None, 3), "SceneAppearance.albedo")
@@ -368,15 +435,29 @@ def _background_view(texture: np.ndarray, shift_px: float, width: int) -> np.nda
     )
 
 
+def _world_up(pitch_deg: float) -> np.ndarray:
+    """(3,) world up in the optical frame of a level camera pitched down by ``pitch_deg``."""
+    t = np.deg2rad(pitch_deg)
+    return np.array([0.0, -np.cos(t), -np.sin(t)])
+
+
 def sample_appearance(
-    settings: SynthSettings, rng: np.random.Generator, hand: HandModel
+    settings: SynthSettings,
+    rng: np.random.Generator,
+    hand: HandModel,
+    hand_points: np.ndarray | None = None,
 ) -> SceneAppearance:
-    """Draw skin, lights, background and gains in the style of ``settings.domain``.
+    """Draw skin, lights, background, gains and the scene's extras in the style of
+    ``settings.domain``.
 
     Args:
         settings: the domain and the rig (the background texture is cut to its size).
-        rng: random generator (consumed in a fixed order: skin, light, background, gains).
+        rng: random generator (consumed in a fixed order: skin, light, background, gains,
+            then the extras: forearm, light rig, skin detail, table-top scene, camera effects).
         hand: the hand model (the skin texture follows its rest vertices).
+        hand_points: (N, 3) points of the placed hand (left optical frame, metres) that a
+            table-top scene must stay below; None: a hand 0.6 m in front of the camera,
+            moving by up to 0.2 m (the simulator's motion).
 
     Returns:
         The appearance.
@@ -392,7 +473,41 @@ def sample_appearance(
     diffuse = rng.uniform(*style.diffuse)
     texture, bg_depth = sample_background_plane(style, rng, rig.height, rig.width)
     gains = sample_gains(style, rng)
-    return SceneAppearance(albedo_v, light_dir, ambient, diffuse, texture, bg_depth, gains)
+    if settings.look == "plain":
+        return SceneAppearance(albedo_v, light_dir, ambient, diffuse, texture, bg_depth, gains)
+    # The extras.
+    arm = sample_arm(rng, style.sleeve_probability)
+    up = _world_up(rng.uniform(*style.camera_pitch_deg))
+    setups = sorted(style.light_setups)
+    p = np.array([style.light_setups[k] for k in setups], dtype=np.float64)
+    setup = setups[int(rng.choice(len(setups), p=p / p.sum()))]
+    lights = sample_light_rig(setup, rng, up, rng.uniform(*style.brightness), style.shadows)
+    skin = SkinLook.sample(rng)
+    scene = None
+    if rng.random() < style.tabletop_probability:
+        if hand_points is None:
+            hand_points = np.array([[0.0, -0.2, 0.45], [0.0, 0.2, 0.8], [0.2, 0.0, 0.6]])
+        k4 = np.array([rig.fx, rig.fy, rig.cx, rig.cy])
+        scene = sample_background_scene(
+            rng, up, hand_points, 0.04, style.prop_count, k4, (rig.height, rig.width)
+        )
+    hold = None
+    if rng.random() < style.hold_probability:
+        hold = tuple(float(c) for c in rng.uniform(0.03, 0.6, 3))
+    extras = SceneExtras(
+        arm=arm,
+        lights=lights,
+        skin=skin,
+        background=scene,
+        hold_rgb=hold,  # type: ignore[arg-type]
+        motion_blur_px=style.motion_blur_px,
+        motion_blur_probability=style.motion_blur_probability,
+        jpeg_quality=style.jpeg_quality,
+        jpeg_probability=style.jpeg_probability,
+    )
+    return SceneAppearance(
+        albedo_v, lights.key_dir.copy(), ambient, diffuse, texture, bg_depth, gains, extras
+    )
 
 
 def _background_radiance(
@@ -420,11 +535,50 @@ def render_background_pair(
     """
     style = style_for(settings.domain)
     rig = settings.rig
+    extras = appearance.extras
     views = []
     for tx in (0.0, rig.baseline_m):
-        radiance = _background_radiance(appearance, rig, tx, appearance.background_depth_m)
+        if extras is None:
+            radiance = _background_radiance(appearance, rig, tx, appearance.background_depth_m)
+        else:
+            radiance, _ = _backdrop(settings, appearance, tx, appearance.background_depth_m)
+            if extras.background is not None and extras.background.props:
+                radiance = _with_props(radiance, extras, rig, tx)
         views.append(apply_sensor(radiance.astype(np.float32), style, rng, appearance.gains))
     return views[0], views[1]
+
+
+def _with_props(
+    radiance: np.ndarray, extras: SceneExtras, rig: StereoRigSpec, tx: float
+) -> np.ndarray:
+    """The background's props drawn over its radiance (H, W, 3) in the camera at ``tx``."""
+    assert extras.background is not None
+    meshes = [(*prop_mesh(p), p.rgb) for p in extras.background.props]
+    offsets = np.cumsum([0] + [len(m[0]) for m in meshes[:-1]])
+    verts = np.concatenate([m[0] for m in meshes])
+    normals = np.concatenate([m[1] for m in meshes])
+    albedo = np.concatenate([np.tile(m[3], (len(m[0]), 1)) for m in meshes])
+    faces = np.concatenate([m[2] + o for m, o in zip(meshes, offsets)])
+    eye = np.array([tx, 0.0, 0.0])
+    k4 = np.array([rig.fx, rig.fy, rig.cx, rig.cy])
+    depth, face_index, bary, mask = _raster(
+        verts - eye, torch.from_numpy(faces), k4, (rig.height, rig.width)
+    )
+    if not mask.any():
+        return radiance
+    rows, cols = np.nonzero(mask)
+    tri = faces[face_index[mask]]
+    wts = bary[mask][:, :, None]
+    z = depth[mask]
+    pts = np.stack([(cols - rig.cx) * z / rig.fx + tx, (rows - rig.cy) * z / rig.fy, z], 1)
+    n = (normals[tri] * wts).sum(axis=1)
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
+    out = radiance.copy()
+    out[mask] = shade_surface(
+        (albedo[tri] * wts).sum(axis=1), n, pts, eye, extras.lights,
+        np.full(len(z), _SPECULAR[MAT_PROP]), _SHININESS, wrap=False,
+    )  # fmt: skip
+    return out
 
 
 def render_scene(
@@ -446,6 +600,8 @@ def render_scene(
     Returns:
         The pair with its ground truth. Nothing checks that the hand is inside the images.
     """
+    if scene.appearance.extras is not None:
+        return _render_realistic(hand, settings, scene, rng)
     style = style_for(settings.domain)
     rig = settings.rig
     h, w = rig.height, rig.width
@@ -487,12 +643,29 @@ def render_scene(
         if view == "left":
             depth_left = depth
 
+    assert depth_left is not None
+    return _pair_with_truth(rig, verts, joints, images, masks, masks[0], depth_left, scene.gesture)
+
+
+def _pair_with_truth(
+    rig: StereoRigSpec,
+    verts: np.ndarray,
+    joints: np.ndarray,
+    images: list[np.ndarray],
+    masks: list[np.ndarray],
+    surface_mask: np.ndarray,
+    depth_left: np.ndarray,
+    gesture: str,
+) -> RenderedPair:
+    """The rendered pair with its annotation; ``surface_mask`` (H, W) marks where
+    ``depth_left`` holds a surface that may hide a joint."""
+    h, w = rig.height, rig.width
+    k4 = np.array([rig.fx, rig.fy, rig.cx, rig.cy])
     uv_left = _project(joints, k4, 0.0)
     uv_right = _project(joints, k4, rig.baseline_m)
     col = np.clip(np.round(uv_left[:, 0]).astype(int), 0, w - 1)
     row = np.clip(np.round(uv_left[:, 1]).astype(int), 0, h - 1)
-    assert depth_left is not None
-    surface = np.where(masks[0][row, col], depth_left[row, col], np.inf)
+    surface = np.where(surface_mask[row, col], depth_left[row, col], np.inf)
     # A joint lies inside the finger (about 8 mm below the skin): visible when no other
     # surface is more than 15 mm in front of it.
     visibility = joints[:, 2] <= surface + 0.015
@@ -505,7 +678,282 @@ def render_scene(
         "vertices_uv_right": _project(verts, k4, rig.baseline_m).astype(np.float32),
         "visibility": visibility,
     }
-    return RenderedPair(images[0], images[1], masks[0], masks[1], annotation, scene.gesture)
+    return RenderedPair(images[0], images[1], masks[0], masks[1], annotation, gesture)
+
+
+_SKIN_MAPS: dict[str, HandSkinMap] = {}
+
+
+def _skin_map(hand: HandModel) -> HandSkinMap:
+    """The hand model's skin feature map (built once per topology)."""
+    key = hand.topology_hash
+    if key not in _SKIN_MAPS:
+        _SKIN_MAPS[key] = HandSkinMap.build(hand.template_vertices, hand.joint_regressor)
+    return _SKIN_MAPS[key]
+
+
+@dataclass(frozen=True)
+class _SceneMesh:
+    """Every surface of a scene as one mesh for the rasterizer (left optical frame)."""
+
+    verts: np.ndarray  # (N, 3) metres
+    normals: np.ndarray  # (N, 3)
+    albedo: np.ndarray  # (N, 3) linear
+    rest: np.ndarray  # (N, 3) texture coordinates: rest-pose hand frame, metres
+    occlusion: np.ndarray  # (N,) ambient visibility in [0, 1]
+    faces: np.ndarray  # (M, 3) int64
+    material: np.ndarray  # (M,) int64
+    hand_faces: int  # faces [0, hand_faces) are the hand's
+    arm_vertices: slice  # the forearm's (and sleeve's) vertices
+    arm_faces_end: int  # faces [hand_faces, arm_faces_end) are the forearm's (and sleeve's)
+
+
+def _arm_spec_for(arm: ArmSpec, rotation: np.ndarray) -> ArmSpec:
+    """The arm with its flexion and deviation mirrored (or removed) when it would point at
+    the camera (rotation: hand frame -> left optical frame)."""
+    for flex, dev in (
+        (arm.flex_rad, arm.deviation_rad),
+        (-arm.flex_rad, arm.deviation_rad),
+        (-arm.flex_rad, -arm.deviation_rad),
+        (0.0, 0.0),
+    ):
+        d = np.array([0.0, -np.cos(flex), np.sin(flex)])
+        d = np.array(
+            [
+                np.cos(dev) * d[0] - np.sin(dev) * d[1],
+                np.sin(dev) * d[0] + np.cos(dev) * d[1],
+                d[2],
+            ]
+        )
+        if (rotation @ d)[2] >= -0.2:
+            break
+    return replace(arm, flex_rad=flex, deviation_rad=dev)
+
+
+def _scene_mesh(
+    hand: HandModel, scene: HandScene, extras: SceneExtras
+) -> tuple[_SceneMesh, np.ndarray, np.ndarray]:
+    """The scene's mesh, the hand's vertices (V, 3) and joints (21, 3) in the left frame."""
+    rest = hand.forward(scene.pose[None], scene.shape[None])
+    verts_h, joints_h = rest.vertices[0], rest.joints[0]
+    rot = scene.rotation
+    shift = scene.centre_m - (verts_h @ rot.T).mean(axis=0)
+    verts = verts_h @ rot.T + shift
+    joints = joints_h @ rot.T + shift
+    faces = hand.faces.astype(np.int64)
+    normals = _vertex_normals(verts, faces)
+    occlusion = [vertex_occlusion(verts, normals)]
+    parts = [
+        (
+            verts,
+            normals,
+            np.asarray(scene.appearance.albedo, np.float64),
+            np.asarray(hand.template_vertices, np.float64),
+            faces,
+            np.full(len(faces), MAT_HAND, np.int64),
+        )
+    ]
+    if extras.arm is not None:
+        spec = _arm_spec_for(extras.arm, rot)
+        av, an, af, am = forearm_mesh(verts_h, joints_h[0], spec)
+        # Shorter where it would come near the camera (a forearm reaching toward the lens
+        # leaves the image; its faces near z = 0 would be huge on screen).
+        while (av @ rot.T + shift)[:, 2].min() < 0.2 and spec.length_m > 0.06:
+            spec = replace(spec, length_m=0.7 * spec.length_m)
+            av, an, af, am = forearm_mesh(verts_h, joints_h[0], spec)
+        near_wrist = np.abs(hand.template_vertices[:, 1] - hand.template_vertices[:, 1].min())
+        skin = scene.appearance.albedo[near_wrist < 0.03].mean(axis=0)
+        along = np.linalg.norm(av - joints_h[0], axis=1)
+        tone = 1.0 + 0.06 * np.sin(along * 40.0 + av[:, 0] * 90.0)[:, None]
+        albedo = np.clip(skin[None, :] * tone, 0.0, 1.0)
+        sleeve_v = np.unique(af[am == MAT_SLEEVE])
+        albedo[sleeve_v] = np.asarray(extras.arm.sleeve_rgb)
+        parts.append((av @ rot.T + shift, an @ rot.T, albedo, av, af, am))
+        occlusion.append(np.ones(len(av)))
+    props = list(extras.background.props) if extras.background is not None else []
+    if extras.hold_rgb is not None:
+        up = extras.lights.up
+        held = held_prop(joints[4], joints[8], up, extras.hold_rgb)
+        if held is not None:
+            props.append(held)
+    for prop in props:
+        pv, pn, pf = prop_mesh(prop)
+        rgb = np.tile(np.asarray(prop.rgb, np.float64), (len(pv), 1))
+        parts.append((pv, pn, rgb, np.zeros_like(pv), pf, np.full(len(pf), MAT_PROP, np.int64)))
+        occlusion.append(np.ones(len(pv)))
+    offsets = np.cumsum([0] + [len(p[0]) for p in parts[:-1]])
+    mesh = _SceneMesh(
+        verts=np.concatenate([p[0] for p in parts]),
+        normals=np.concatenate([p[1] for p in parts]),
+        albedo=np.concatenate([p[2] for p in parts]),
+        rest=np.concatenate([p[3] for p in parts]),
+        occlusion=np.concatenate(occlusion),
+        faces=np.concatenate([p[4] + o for p, o in zip(parts, offsets)]),
+        material=np.concatenate([p[5] for p in parts]),
+        hand_faces=len(faces),
+        arm_vertices=slice(len(verts), len(verts) + (len(parts[1][0]) if extras.arm else 0)),
+        arm_faces_end=len(faces) + (len(parts[1][4]) if extras.arm else 0),
+    )
+    return mesh, verts, joints
+
+
+def _backdrop(
+    settings: SynthSettings, appearance: SceneAppearance, tx: float, bg_depth: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) radiance and (H, W) depth of what lies behind the meshes in one view."""
+    rig = settings.rig
+    extras = appearance.extras
+    assert extras is not None
+    k4 = np.array([rig.fx, rig.fy, rig.cx, rig.cy])
+    if extras.background is not None:
+        return extras.background.radiance_and_depth(k4, (rig.height, rig.width), tx, extras.lights)
+    irr = extras.lights.irradiance_plane(np.array([0.0, 0.0, -1.0]), np.array([bg_depth]))
+    view = _background_view(appearance.background, rig.fx * tx / bg_depth, rig.width)
+    depth = np.full((rig.height, rig.width), bg_depth, np.float32)
+    return view * irr.astype(np.float32)[0], depth
+
+
+def _bump_normals(
+    normals: np.ndarray,
+    height: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    depth: np.ndarray,
+    fx: float,
+    shape: tuple[int, int],
+) -> np.ndarray:
+    """Normals (N, 3) tilted by the screen-space gradient of a relief (N,) metres."""
+    img = np.zeros(shape, np.float32)
+    img[rows, cols] = height
+    covered = np.zeros(shape, np.uint8)
+    covered[rows, cols] = 1
+    inner = cv2.erode(covered, np.ones((3, 3), np.uint8))[rows, cols] > 0
+    gx = (img[rows, np.minimum(cols + 1, shape[1] - 1)] - img[rows, np.maximum(cols - 1, 0)]) * 0.5
+    gy = (img[np.minimum(rows + 1, shape[0] - 1), cols] - img[np.maximum(rows - 1, 0), cols]) * 0.5
+    metres_per_px = depth / fx
+    sx = np.clip(gx / metres_per_px, -0.6, 0.6) * inner
+    sy = np.clip(gy / metres_per_px, -0.6, 0.6) * inner
+    out = normals.copy()
+    out[:, 0] -= sx
+    out[:, 1] -= sy
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+#: How far the forearm is pushed back in the depth test against the hand, metres.
+_ARM_DEPTH_BIAS_M = 0.06
+#: Specular reflectance and Blinn-Phong exponent by material (hand, arm, sleeve, prop).
+_SPECULAR = np.array([0.05, 0.035, 0.004, 0.12])
+_SHININESS = 24.0
+
+
+def _render_realistic(
+    hand: HandModel, settings: SynthSettings, scene: HandScene, rng: np.random.Generator
+) -> RenderedPair:
+    """:func:`render_scene` with the appearance's extras (forearm, skin detail, lights,
+    props, table-top scene, motion blur, JPEG)."""
+    style = style_for(settings.domain)
+    rig = settings.rig
+    h, w = rig.height, rig.width
+    k4 = np.array([rig.fx, rig.fy, rig.cx, rig.cy])
+    a = scene.appearance
+    extras = a.extras
+    assert extras is not None
+    mesh, verts, joints = _scene_mesh(hand, scene, extras)
+    faces_all = torch.from_numpy(mesh.faces)
+    bg_depth = max(a.background_depth_m, float(verts[:, 2].max()) + 0.2)
+    lights = extras.lights
+    shadow = (
+        _ShadowMap.build(verts, torch.from_numpy(hand.faces.astype(np.int64)), lights.key_dir,
+                         settings.shadow_map_px)
+        if lights.shadows
+        else None
+    )  # fmt: skip
+    # Per pair (both views alike): motion blur, then JPEG.
+    blur = None
+    if rng.random() < extras.motion_blur_probability:
+        blur = (float(rng.uniform(*extras.motion_blur_px)), float(rng.uniform(0.0, np.pi)))
+    quality = None
+    if rng.random() < extras.jpeg_probability:
+        quality = int(rng.integers(extras.jpeg_quality[0], extras.jpeg_quality[1] + 1))
+    skin_map = _skin_map(hand)
+    images, masks = [], []
+    depth_left = surface_left = None
+    for view, tx in (("left", 0.0), ("right", rig.baseline_m)):
+        eye = np.array([tx, 0.0, 0.0])
+        cam = mesh.verts - eye
+        # The forearm loses the depth test to the hand within 6 cm (it starts inside the
+        # hand): pushed back along each view ray, so its outline does not move.
+        arm = cam[mesh.arm_vertices]
+        cam[mesh.arm_vertices] = (
+            arm * (1.0 + _ARM_DEPTH_BIAS_M / np.linalg.norm(arm, axis=1))[:, None]
+        )
+        depth, face_index, bary, _ = _raster(cam, faces_all, k4, (h, w))
+        on_arm = (face_index >= mesh.hand_faces) & (face_index < mesh.arm_faces_end)
+        if on_arm.any():  # the true depth of the forearm's pixels
+            rows, cols = np.nonzero(on_arm)
+            ray = np.sqrt(((cols - rig.cx) / rig.fx) ** 2 + ((rows - rig.cy) / rig.fy) ** 2 + 1)
+            depth[on_arm] -= _ARM_DEPTH_BIAS_M / ray
+        background, back_depth = _backdrop(settings, a, tx, bg_depth)
+        covered = (face_index >= 0) & (depth < back_depth)
+        hand_mask = covered & (face_index < mesh.hand_faces)
+        layer = np.zeros((h, w, 3), np.float32)
+        if covered.any():
+            rows, cols = np.nonzero(covered)
+            fid = face_index[covered]
+            tri = mesh.faces[fid]
+            wts = bary[covered][:, :, None]
+            albedo = (mesh.albedo[tri] * wts).sum(axis=1)
+            normal = (mesh.normals[tri] * wts).sum(axis=1)
+            normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
+            rest = (mesh.rest[tri] * wts).sum(axis=1)
+            occlusion = (mesh.occlusion[tri] * wts[:, :, 0]).sum(axis=1)
+            mat = mesh.material[fid]
+            z = depth[covered]
+            pts = np.stack([(cols - rig.cx) * z / rig.fx + tx, (rows - rig.cy) * z / rig.fy, z], 1)
+            spec = _SPECULAR[mat]
+            relief = np.zeros(len(z))
+            on_hand = mat == MAT_HAND
+            if on_hand.any():
+                shade, height, nail = skin_detail(skin_map, extras.skin, rest[on_hand])
+                alb = albedo[on_hand] * shade[:, None]
+                nail_rgb = np.asarray(extras.skin.nail_rgb)
+                albedo[on_hand] = alb * (1 - nail[:, None]) + nail[:, None] * nail_rgb
+                relief[on_hand] = height
+                spec[on_hand] = spec[on_hand] + 0.15 * nail
+            on_arm = mat == MAT_ARM
+            if on_arm.any():
+                look = extras.skin
+                relief[on_arm] = (
+                    np.sin(rest[on_arm] @ look.relief_freq.T + look.relief_phase).mean(axis=1)
+                    * look.relief_mm * 1e-3
+                )  # fmt: skip
+            normal = _bump_normals(normal, relief, rows, cols, z, rig.fx, (h, w))
+            lit = shadow.lit(pts) if shadow is not None else None
+            skin = (mat == MAT_HAND) | (mat == MAT_ARM)
+            out = np.empty_like(albedo)
+            for sel, wrap in ((skin, True), (~skin, False)):
+                if sel.any():
+                    out[sel] = shade_surface(
+                        albedo[sel], normal[sel], pts[sel], eye, lights, spec[sel], _SHININESS,
+                        None if lit is None else lit[sel], wrap=wrap, occlusion=occlusion[sel],
+                    )  # fmt: skip
+            layer[covered] = out
+        alpha = covered.astype(np.float32)
+        if blur is not None:
+            layer, alpha = motion_blur(layer, alpha, *blur)
+            radiance = layer + (1.0 - alpha)[:, :, None] * background
+        else:
+            radiance = np.where(covered[:, :, None], layer, background)
+        image = apply_sensor(radiance.astype(np.float32), style, rng, a.gains)
+        if quality is not None:
+            image = jpeg_roundtrip(image, quality)
+        images.append(image)
+        masks.append(hand_mask)
+        if view == "left":
+            depth_left, surface_left = depth, covered
+    assert depth_left is not None and surface_left is not None
+    return _pair_with_truth(rig, verts, joints, images, masks, surface_left, depth_left,
+                            scene.gesture)  # fmt: skip
 
 
 def render_pair(
@@ -524,7 +972,8 @@ def render_pair(
     )
     shape = sample_shape_vectors(rng, 1)[0]
     rotation, centre = _place_randomly(hand, rng, settings, pose, shape)
-    appearance = sample_appearance(settings, rng, hand)
+    verts, _ = place_hand(hand, pose, shape, rotation, centre)
+    appearance = sample_appearance(settings, rng, hand, verts)
     scene = HandScene(pose, shape, rotation, centre, appearance, gesture)
     return render_scene(hand, settings, scene, faces_t, rng)
 

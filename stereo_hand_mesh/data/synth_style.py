@@ -1,12 +1,15 @@
 """Appearance of the two synthetic domains: lighting, skin, backgrounds and sensor response.
 
-The ``source`` domain imitates a FreiHAND-like capture (bright, even light; plain or
-green-screen backgrounds; a narrow range of light skin tones; generic poses). The ``target``
-domain imitates an STB-like indoor robot scene (one directional light with shading and cast
-shadows on the hand; varied and darker skin tones; cluttered backgrounds made from the real
-photographs that scikit-image ships; a different sensor colour response, more noise and blur;
-poses shifted toward counting gestures). All functions are numpy and deterministic for a
-given ``numpy.random.Generator``.
+The ``source`` domain imitates a FreiHAND-like capture (bright, even studio or room light;
+plain or green-screen backgrounds, sometimes a light table-top scene; a narrow range of light
+skin tones; generic poses; a clean sensor, light JPEG). The ``target`` domain imitates an
+indoor robot scene (room, window, overhead or flash light with cast shadows on the hand;
+varied and darker skin tones; table-top scenes with props, a block sometimes held, or
+cluttered backgrounds made from the real photographs that scikit-image ships; a different
+sensor colour response, more noise and blur, motion blur and stronger JPEG; poses shifted
+toward counting gestures). The forearm, skin detail, light set-ups and table-top scenes
+themselves are in :mod:`~stereo_hand_mesh.data.synth_scene`. All functions are numpy and
+deterministic for a given ``numpy.random.Generator``.
 
 Images here are linear-light float32 in [0, 1], (H, W, 3) RGB, until :func:`apply_sensor`
 turns them into uint8 sRGB-like camera output.
@@ -69,6 +72,20 @@ class DomainStyle:
         blur_sigma_px: Gaussian blur std range, pixels.
         gamma: display gamma applied after the colour matrix.
         gesture_weights: relative frequency of each gesture name (see hand.gestures).
+        light_setups: relative frequency of each light set-up
+            (:data:`~stereo_hand_mesh.data.synth_scene.LIGHT_SETUPS`).
+        brightness: range of the light rig's overall intensity.
+        camera_pitch_deg: range of the camera's downward pitch (the world's up in the image).
+        tabletop_probability: chance of a procedural table-top scene instead of the
+            ``background`` plane.
+        prop_count: (min, max) boxes and cylinders on the table.
+        sleeve_probability: chance that the forearm wears a sleeve.
+        hold_probability: chance that a block is held between thumb and index (when the
+            pose's tips are 2-8 cm apart).
+        motion_blur_px: range of the hand's motion blur, pixels.
+        motion_blur_probability: chance of motion blur on a pair.
+        jpeg_quality: range of the JPEG quality.
+        jpeg_probability: chance of JPEG compression on a pair.
     """
 
     name: str
@@ -86,6 +103,17 @@ class DomainStyle:
     blur_sigma_px: tuple[float, float]
     gamma: float
     gesture_weights: dict[str, float] = field(default_factory=dict)
+    light_setups: dict[str, float] = field(default_factory=lambda: {"studio": 1.0})
+    brightness: tuple[float, float] = (0.9, 1.1)
+    camera_pitch_deg: tuple[float, float] = (0.0, 15.0)
+    tabletop_probability: float = 0.0
+    prop_count: tuple[int, int] = (0, 2)
+    sleeve_probability: float = 0.3
+    hold_probability: float = 0.0
+    motion_blur_px: tuple[float, float] = (0.0, 0.0)
+    motion_blur_probability: float = 0.0
+    jpeg_quality: tuple[int, int] = (85, 95)
+    jpeg_probability: float = 0.0
 
 
 SOURCE_STYLE = DomainStyle(
@@ -116,6 +144,15 @@ SOURCE_STYLE = DomainStyle(
         "count_5": 0.5,
         "random": 4.0,
     },
+    light_setups={"studio": 3.0, "room": 1.0},
+    brightness=(0.95, 1.15),
+    camera_pitch_deg=(0.0, 40.0),
+    tabletop_probability=0.3,
+    prop_count=(0, 2),
+    sleeve_probability=0.25,
+    hold_probability=0.0,
+    jpeg_quality=(85, 95),
+    jpeg_probability=0.3,
 )
 
 TARGET_STYLE = DomainStyle(
@@ -128,11 +165,11 @@ TARGET_STYLE = DomainStyle(
     background={"plain": 0.0, "green": 0.0, "photo": 1.0},
     background_depth_m=(1.0, 2.5),
     # A warmer sensor with cross-talk between channels (unlike the source's identity).
-    colour_matrix=((1.08, 0.12, -0.05), (0.06, 0.92, 0.05), (-0.04, 0.10, 0.80)),
-    gains=((1.05, 1.25), (0.9, 1.0), (0.7, 0.9)),
-    noise_sigma=(0.01, 0.025),
-    shot_noise=0.01,
-    blur_sigma_px=(0.5, 1.2),
+    colour_matrix=((1.04, 0.08, -0.04), (0.05, 0.95, 0.03), (-0.03, 0.08, 0.9)),
+    gains=((0.92, 1.1), (0.95, 1.02), (0.85, 1.05)),
+    noise_sigma=(0.003, 0.01),
+    shot_noise=0.003,
+    blur_sigma_px=(0.6, 1.4),
     gamma=1.9,
     gesture_weights={
         "count_1": 3.0,
@@ -147,6 +184,17 @@ TARGET_STYLE = DomainStyle(
         "relaxed": 1.0,
         "random": 2.0,
     },
+    light_setups={"room": 2.0, "window": 1.5, "overhead": 1.5, "flash": 1.0},
+    brightness=(0.6, 1.1),
+    camera_pitch_deg=(10.0, 60.0),
+    tabletop_probability=0.6,
+    prop_count=(1, 4),
+    sleeve_probability=0.5,
+    hold_probability=0.4,
+    motion_blur_px=(1.5, 7.0),
+    motion_blur_probability=0.4,
+    jpeg_quality=(45, 85),
+    jpeg_probability=0.7,
 )
 
 DOMAINS: dict[str, DomainStyle] = {"source": SOURCE_STYLE, "target": TARGET_STYLE}
@@ -307,12 +355,20 @@ def apply_sensor(
     sigma = _uniform(rng, style.blur_sigma_px)
     if sigma > 0.05:
         img = cv2.GaussianBlur(img, (0, 0), sigma)
-    img = img @ np.asarray(style.colour_matrix, np.float32).T * gains[None, None, :]
-    img = np.clip(img, 0.0, 1.0)
+    img = cv2.transform(img, np.asarray(style.colour_matrix, np.float32) * gains[:, None])
+    np.clip(img, 0.0, 1.0, out=img)
     noise_var = _uniform(rng, style.noise_sigma) ** 2 + style.shot_noise * img
-    img = img + rng.normal(0.0, 1.0, img.shape).astype(np.float32) * np.sqrt(noise_var)
-    img = np.clip(img, 0.0, 1.0) ** (1.0 / style.gamma)
-    return (img * 255.0 + 0.5).astype(np.uint8)
+    img += rng.standard_normal(img.shape, dtype=np.float32) * np.sqrt(noise_var)
+    # Gamma and quantization through a 4096-entry table.
+    index = np.clip(img * 4095.0 + 0.5, 0.0, 4095.0).astype(np.uint16)
+    return _gamma_table(style.gamma)[index]
+
+
+@cache
+def _gamma_table(gamma: float) -> np.ndarray:
+    """(4096,) uint8: the display gamma of linear values k / 4095."""
+    x = np.arange(4096, dtype=np.float64) / 4095.0
+    return (x ** (1.0 / gamma) * 255.0 + 0.5).astype(np.uint8)
 
 
 def sample_gains(style: DomainStyle, rng: np.random.Generator) -> np.ndarray:
