@@ -310,7 +310,14 @@ class AdaptationNode(Node):
             code = self._child.wait()
             self._child = None
         if code != 0:
-            raise RuntimeError(f"{step} exited with {code}; see {run_dir / f'{step}.log'}")
+            log_path = run_dir / f"{step}.log"
+            errors = [
+                line.strip()
+                for line in log_path.read_text(errors="replace").splitlines()
+                if "error:" in line
+            ]
+            why = f" ({errors[-1]})" if errors else ""
+            raise RuntimeError(f"{step} exited with {code}{why}; see {log_path}")
 
     def _adapt_run(self, run_dir: Path, done: Any = None) -> None:
         p = self._p

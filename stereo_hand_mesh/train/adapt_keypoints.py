@@ -53,7 +53,7 @@ import torch
 from torch import Tensor
 
 from stereo_hand_mesh.data.sample import StereoSample
-from stereo_hand_mesh.errors import ConfigError, DataError
+from stereo_hand_mesh.errors import ConfigError, DataError, ShapeError
 from stereo_hand_mesh.geometry.camera import StereoRig
 from stereo_hand_mesh.geometry.crop import cut_crop
 from stereo_hand_mesh.hand.fit_types import FitSettings, HandFit
@@ -120,8 +120,9 @@ class KeypointAdaptSettings:
         fit_iterations: unrolled Levenberg-Marquardt iterations of the branch fits.
         loss_crop: side of the square loss crops, pixels.
         max_grad_norm: gradient clipping (global L2 norm).
-        divergence_ratio: the run stops as diverged when the mean loss of an epoch exceeds
-            this multiple of the first epoch's, or when a loss or weight is not finite.
+        divergence_ratio: the run stops as diverged when a step's loss exceeds this multiple
+            of the initial weights' loss (the first step's, before it moves them), or when a
+            loss or weight is not finite.
     """
 
     lr: float = 1e-5
@@ -327,7 +328,11 @@ def prepare_adapt_pairs(
                 f"{np.round(geometry, 4).tolist()} there (record one rig per session)"
             )
         pipeline.reset()
-        est = pipeline.process(sample.left, sample.right, rig)
+        try:
+            est = pipeline.process(sample.left, sample.right, rig)
+        except ShapeError as err:  # e.g. images of another size than their camera_info
+            skipped[f"bad pair: {err}"] += 1
+            continue
         if not est.found or est.fit is None or est.keypoints is None:
             skipped[_reason_kind(est.reason)] += 1
             continue
@@ -522,10 +527,10 @@ def branch_meshes(
 def _faces(handedness: str) -> Tensor:
     from stereo_hand_mesh.hand import template_hand
 
-    faces = np.asarray(template_hand().faces)
+    faces = np.array(template_hand().faces, dtype=np.int64)
     if handedness == "left":
         faces = faces[:, ::-1]
-    return torch.from_numpy(np.ascontiguousarray(faces)).long()
+    return torch.from_numpy(np.ascontiguousarray(faces))
 
 
 def _loss_batch(pairs: AdaptPairs) -> StereoCropBatch:
@@ -701,8 +706,8 @@ def adapt_keypoint_network(
 ) -> KeypointAdaptResult:
     """Fine-tune ``net`` in place on prepared unlabelled pairs with eq. 10 (module docstring).
 
-    On divergence (a non-finite loss or weight, or an epoch's mean loss above
-    ``divergence_ratio`` times the first's) the weights are put back to those at the end of
+    On divergence (a non-finite loss or weight, or a step's loss above ``divergence_ratio``
+    times the initial weights') the weights are put back to those at the end of
     the last good epoch (the initial ones if none) and the reason is returned.
 
     Args:
@@ -739,7 +744,7 @@ def adapt_keypoint_network(
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = open(log_path, "w", newline="")  # noqa: SIM115 (closed below)
     steps = epochs = 0
-    first = last = float("nan")
+    first = last = reference = float("nan")
     diverged: str | None = None
     t0 = time.perf_counter()
     try:
@@ -755,6 +760,14 @@ def adapt_keypoint_network(
                 )
                 if not math.isfinite(logged["loss"]):
                     diverged = f"non-finite loss at step {steps + 1}"
+                    break
+                if steps == 0:
+                    reference = logged["loss"]  # the initial weights' loss, before any step
+                elif logged["loss"] > settings.divergence_ratio * reference:
+                    diverged = (
+                        f"loss went up: {logged['loss']:.4g} at step {steps + 1} > "
+                        f"{settings.divergence_ratio} x the initial {reference:.4g}"
+                    )
                     break
                 opt.zero_grad(set_to_none=True)
                 total.backward()
@@ -775,11 +788,6 @@ def adapt_keypoint_network(
                 mean = float(np.mean(losses))
                 if epoch == 0:
                     first = mean
-                elif mean > settings.divergence_ratio * first:
-                    diverged = (
-                        f"loss went up: epoch {epoch} mean {mean:.4g} > "
-                        f"{settings.divergence_ratio} x first epoch's {first:.4g}"
-                    )
                 if diverged is None:
                     last = mean
                     good = [p.detach().clone() for p in params]
