@@ -482,7 +482,10 @@ def test_rectify_true_undoes_real_distortion_and_rotation(tmp_path, peer, sample
     from stereo_hand_mesh.ros.hand_mesh_node import pipeline_settings_from
     from stereo_hand_mesh.ros.hand_mesh_parameters import HAND_MESH_PARAMETERS
 
-    sample = samples[1]
+    # Pair 6 of the seed: on the realistic renders the network's thumb on pair 1 moves by up
+    # to 68 mm when the images are resampled by 0.3 px (pair 6: 4 mm), which is the model's
+    # instability, not the node's rectification under test.
+    sample = samples[4]
     tilt = _rotation("x", 0.3)
     raw_left = replace(
         sample.left_info,

@@ -336,8 +336,8 @@ class SkinLook:
             freq, axis=1, keepdims=True
         )
         out = cls(
-            crease_depth=float(rng.uniform(0.25, 0.5)),
-            line_depth=float(rng.uniform(0.15, 0.35)),
+            crease_depth=float(rng.uniform(0.15, 0.35)),
+            line_depth=float(rng.uniform(0.1, 0.25)),
             nail_rgb=tuple(float(v) for v in rng.uniform(0.9, 1.1, 3) * [0.78, 0.62, 0.58]),  # type: ignore[arg-type]
             relief_mm=float(rng.uniform(0.1, 0.3)),
             relief_freq=freq,
