@@ -68,6 +68,11 @@ def score(folder: RealStereoFolder, model: Path | None, frames: slice, threads: 
             "scored": r["frames_scored"],
             "mean_mm": r["mean_joint_error_mm"],
             "median_mm": r["median_joint_error_mm"],
+            "per_frame_mm": {
+                str(f["frame"]): f["error_mm"]
+                for f in r["per_frame"]
+                if f["found"] and f.get("error_mm") is not None
+            },
         }
     return out
 
@@ -168,6 +173,21 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 else max(v for v in per_seed["adapted"] if v is not None) - base
             ),
         }
+    for mode in MODES:  # on the frames every model found (static: the found sets differ)
+        sets = [result["unadapted"][mode]["per_frame_mm"]]
+        if result["calibrated"] is not None:
+            sets.append(result["calibrated"][mode]["per_frame_mm"])
+        sets += [s["decision"][mode]["per_frame_mm"] for s in result["seeds"].values()]
+        common = sorted(set.intersection(*(set(x) for x in sets)))
+
+        def on_common(frames: dict[str, float], common: list[str] = common) -> float | None:
+            return statistics.fmean(frames[f] for f in common) if common else None
+
+        summary[mode]["frames_all_found"] = len(common)
+        summary[mode]["unadapted_mm_on_those"] = on_common(sets[0])
+        summary[mode]["decision_mm_on_those_mean_of_seeds"] = _mean(
+            [on_common(s["decision"][mode]["per_frame_mm"]) for s in result["seeds"].values()]
+        )
     result["summary"] = summary
     result["seconds_per_100_pairs_median"] = statistics.median(
         s["seconds_per_100_pairs"] for s in result["seeds"].values()
