@@ -52,6 +52,7 @@ from stereo_hand_mesh.data.synth_scene import (
     held_prop,
     jpeg_roundtrip,
     motion_blur,
+    nearest_bones,
     prop_mesh,
     sample_arm,
     sample_background_scene,
@@ -681,14 +682,17 @@ def _pair_with_truth(
     return RenderedPair(images[0], images[1], masks[0], masks[1], annotation, gesture)
 
 
-_SKIN_MAPS: dict[str, HandSkinMap] = {}
+_SKIN_MAPS: dict[str, tuple[HandSkinMap, np.ndarray]] = {}
 
 
-def _skin_map(hand: HandModel) -> HandSkinMap:
-    """The hand model's skin feature map (built once per topology)."""
+def _skin_map(hand: HandModel) -> tuple[HandSkinMap, np.ndarray]:
+    """The hand model's skin feature map and the finger bone of each face (F,) (-1: palm),
+    built once per topology."""
     key = hand.topology_hash
     if key not in _SKIN_MAPS:
-        _SKIN_MAPS[key] = HandSkinMap.build(hand.template_vertices, hand.joint_regressor)
+        skin_map = HandSkinMap.build(hand.template_vertices, hand.joint_regressor)
+        centres = np.asarray(hand.template_vertices)[hand.faces].mean(axis=1)
+        _SKIN_MAPS[key] = (skin_map, nearest_bones(skin_map, centres))
     return _SKIN_MAPS[key]
 
 
@@ -875,7 +879,10 @@ def _render_realistic(
     quality = None
     if rng.random() < extras.jpeg_probability:
         quality = int(rng.integers(extras.jpeg_quality[0], extras.jpeg_quality[1] + 1))
-    skin_map = _skin_map(hand)
+    skin_map, face_bone = _skin_map(hand)
+    vertex_attrs = np.concatenate(
+        [mesh.albedo, mesh.normals, mesh.rest, mesh.occlusion[:, None]], axis=1
+    ).astype(np.float32)
     images, masks = [], []
     depth_left = surface_left = None
     for view, tx in (("left", 0.0), ("right", rig.baseline_m)):
@@ -897,24 +904,28 @@ def _render_realistic(
         covered = (face_index >= 0) & (depth < back_depth)
         hand_mask = covered & (face_index < mesh.hand_faces)
         layer = np.zeros((h, w, 3), np.float32)
-        if covered.any():
-            rows, cols = np.nonzero(covered)
-            fid = face_index[covered]
+        flat = np.flatnonzero(covered)
+        if len(flat):
+            rows, cols = np.divmod(flat, w)
+            fid = face_index.reshape(-1)[flat]
             tri = mesh.faces[fid]
-            wts = bary[covered][:, :, None]
-            albedo = (mesh.albedo[tri] * wts).sum(axis=1)
-            normal = (mesh.normals[tri] * wts).sum(axis=1)
-            normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
-            rest = (mesh.rest[tri] * wts).sum(axis=1)
-            occlusion = (mesh.occlusion[tri] * wts[:, :, 0]).sum(axis=1)
+            wts = bary.reshape(-1, 3)[flat]
+            # Every per-vertex attribute interpolated in one pass (float32 columns: albedo,
+            # normal, rest position, occlusion).
+            attrs = sum(vertex_attrs[tri[:, k]] * wts[:, k : k + 1] for k in range(3))
+            albedo, normal, rest = attrs[:, 0:3], attrs[:, 3:6], attrs[:, 6:9]
+            occlusion = attrs[:, 9]
+            normal /= np.maximum(np.sqrt((normal * normal).sum(axis=1, keepdims=True)), 1e-9)
             mat = mesh.material[fid]
-            z = depth[covered]
+            z = depth.reshape(-1)[flat]
             pts = np.stack([(cols - rig.cx) * z / rig.fx + tx, (rows - rig.cy) * z / rig.fy, z], 1)
             spec = _SPECULAR[mat]
             relief = np.zeros(len(z))
             on_hand = mat == MAT_HAND
             if on_hand.any():
-                shade, height, nail = skin_detail(skin_map, extras.skin, rest[on_hand])
+                shade, height, nail = skin_detail(
+                    skin_map, extras.skin, rest[on_hand], face_bone[fid[on_hand]]
+                )
                 alb = albedo[on_hand] * shade[:, None]
                 nail_rgb = np.asarray(extras.skin.nail_rgb)
                 albedo[on_hand] = alb * (1 - nail[:, None]) + nail[:, None] * nail_rgb
@@ -937,7 +948,7 @@ def _render_realistic(
                         albedo[sel], normal[sel], pts[sel], eye, lights, spec[sel], _SHININESS,
                         None if lit is None else lit[sel], wrap=wrap, occlusion=occlusion[sel],
                     )  # fmt: skip
-            layer[covered] = out
+            layer.reshape(-1, 3)[flat] = out
         alpha = covered.astype(np.float32)
         if blur is not None:
             layer, alpha = motion_blur(layer, alpha, *blur)

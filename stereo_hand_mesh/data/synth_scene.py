@@ -56,6 +56,7 @@ __all__ = [
     "held_prop",
     "jpeg_roundtrip",
     "motion_blur",
+    "nearest_bones",
     "prop_mesh",
     "sample_arm",
     "sample_background_scene",
@@ -300,13 +301,6 @@ class HandSkinMap:
         return out
 
 
-def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distance of (N, 2) points from the segment a-b."""
-    ab = b - a
-    t = np.clip((points - a) @ ab / max(float(ab @ ab), 1e-12), 0.0, 1.0)
-    return np.linalg.norm(points - a - t[:, None] * ab, axis=1)
-
-
 @dataclass(frozen=True)
 class SkinLook:
     """Per-hand parameters of the skin's detail.
@@ -348,8 +342,92 @@ class SkinLook:
         return out
 
 
+def _detail_by_bone(
+    skin_map: HandSkinMap,
+    look: SkinLook,
+    p: np.ndarray,
+    bones: np.ndarray,
+    shade: np.ndarray,
+    height: np.ndarray,
+    nail: np.ndarray,
+) -> None:
+    """The creases and nails of :func:`skin_detail`, each point by its own bone (in place)."""
+    on = np.nonzero(bones >= 0)[0]
+    if not len(on):
+        return
+    b = bones[on]
+    f32 = np.float32
+    start, end = skin_map.bone_start.astype(f32)[b], skin_map.bone_end.astype(f32)[b]
+    rad = skin_map.bone_radius.astype(f32)[b]
+    axis = end - start
+    length = np.sqrt((axis * axis).sum(axis=1))
+    u = axis / length[:, None]
+    rel = p[on].astype(f32) - start
+    t = (rel * u).sum(axis=1)
+    rv = rel - t[:, None] * u
+    palmar = rv[:, 2] > 0.0
+    has_next = b % 3 != 2  # the end joint starts the next bone (not at a fingertip)
+    # Creases reach about 8 mm from their joint: only points that near are evaluated.
+    g = np.zeros(len(on), f32)
+    near_start = np.nonzero(np.abs(t) < 0.008)[0]
+    g[near_start] = _crease(look, b[near_start], t[near_start], palmar[near_start])
+    near_end = np.nonzero((np.abs(t - length) < 0.008) & has_next)[0]
+    g[near_end] = np.maximum(
+        g[near_end],
+        _crease(look, b[near_end] + 1, t[near_end] - length[near_end], palmar[near_end]),
+    )
+    shade[on] *= 1.0 - look.crease_depth * g
+    height[on] -= 0.0004 * g
+    tip = np.nonzero(~has_next)[0]
+    if len(tip):
+        side = np.cross(u[tip], np.array([0.0, 0.0, 1.0]))
+        side /= np.maximum(np.linalg.norm(side, axis=1, keepdims=True), 1e-12)
+        lateral = np.abs((rv[tip] * side).sum(axis=1))
+        r = rad[tip]
+        along = (t[tip] / length[tip] - 0.45) / 0.5
+        inside = (
+            (~palmar[tip]) & (along > 0.0) & (along < 1.15) & (lateral < 0.75 * r)
+            & (rv[tip, 2] < -0.4 * r)
+        )  # fmt: skip
+        soft = np.clip(np.minimum(along, 1.15 - along) * 6.0, 0.0, 1.0) * np.clip(
+            (0.75 * r - lateral) / (0.2 * r), 0.0, 1.0
+        )
+        nail[on[tip]] = inside * soft
+
+
+def nearest_bones(skin_map: HandSkinMap, rest_points: np.ndarray) -> np.ndarray:
+    """(N,) int64: the finger bone (index into ``skin_map.bone_start``) nearest each rest
+    point (N, 3), or -1 where none is within 1.6 of its radius (the palm)."""
+    best = np.full(len(rest_points), -1, np.int64)
+    best_d = np.full(len(rest_points), np.inf)
+    for b in range(len(skin_map.bone_start)):
+        s, e = skin_map.bone_start[b], skin_map.bone_end[b]
+        axis = e - s
+        t = np.clip((rest_points - s) @ axis / float(axis @ axis), 0.0, 1.0)
+        d = np.linalg.norm(rest_points - s - t[:, None] * axis, axis=1)
+        inside = (d < 1.6 * skin_map.bone_radius[b]) & (d < best_d)
+        best[inside], best_d[inside] = b, d[inside]
+    return best
+
+
+def _crease(look: SkinLook, bone: np.ndarray, t: np.ndarray, palmar: np.ndarray) -> np.ndarray:
+    """Crease strength in [0, 1] at distance ``t`` (N,) metres past the start joint of
+    ``bone`` (N,): one groove on the palmar side (two at a PIP; wider at an MCP), fine
+    wrinkles on the back; none at the thumb's CMC."""
+    kind = bone % 3
+    w = 0.0006 + 0.0004 * (kind == 0)
+    groove = np.exp(-0.5 * (t / w) ** 2)
+    second = np.exp(-0.5 * ((t - 0.003) / w) ** 2) * (kind == 1)
+    wrinkles = (0.5 + 0.5 * np.cos(t * 2.0 * math.pi / 0.0015)) * np.exp(-0.5 * (t / 0.003) ** 2)
+    g = np.where(palmar, groove + 0.7 * second, 0.5 * wrinkles)
+    return np.clip(g, 0.0, 1.0) * ((kind != 0) | (bone >= 3))
+
+
 def skin_detail(
-    skin_map: HandSkinMap, look: SkinLook, rest_points: np.ndarray
+    skin_map: HandSkinMap,
+    look: SkinLook,
+    rest_points: np.ndarray,
+    bones: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Albedo factor, relief height and nail weight of hand surface points.
 
@@ -357,6 +435,9 @@ def skin_detail(
         skin_map: the hand model's feature map.
         look: this hand's skin parameters.
         rest_points: (N, 3) the points' rest-pose positions, hand frame, metres.
+        bones: (N,) the finger bone each point lies on (:func:`nearest_bones`, -1: palm);
+            given, each point is shaded by its own bone's joints only (one pass instead of
+            one per bone); None: by every bone near it.
 
     Returns:
         shade (N,) albedo factor (creases, palm lines, lighter palm), height (N,) metres
@@ -364,13 +445,15 @@ def skin_detail(
     """
     p = rest_points
     n = len(p)
-    shade = np.ones(n)
-    height = (
-        np.sin(p @ look.relief_freq.T + look.relief_phase).mean(axis=1) * look.relief_mm * 1e-3
-    )
-    nail = np.zeros(n)
+    shade = np.ones(n, np.float32)
+    phase = p.astype(np.float32) @ look.relief_freq.T.astype(np.float32)
+    height = np.sin(phase + look.relief_phase.astype(np.float32)).mean(axis=1)
+    height *= np.float32(look.relief_mm * 1e-3)
+    nail = np.zeros(n, np.float32)
     s, e, rad = skin_map.bone_start, skin_map.bone_end, skin_map.bone_radius
-    for b in range(len(s)):
+    if bones is not None:
+        _detail_by_bone(skin_map, look, p, bones, shade, height, nail)
+    for b in range(len(s) if bones is None else 0):
         axis = e[b] - s[b]
         length = float(np.linalg.norm(axis))
         u = axis / length
@@ -422,11 +505,15 @@ def skin_detail(
     in_palm = (p[:, 2] > skin_map.joints[9][2] - 0.002) & (p[:, 1] < skin_map.joints[9][1])
     if in_palm.any():
         idx = np.nonzero(in_palm)[0]
-        xy = p[idx, :2]
-        d = np.full(len(idx), np.inf)
-        for line in skin_map.palm_lines:
-            for a, b2 in itertools.pairwise(line):
-                d = np.minimum(d, _segment_distance(xy, a, b2))
+        xy = p[idx, :2].astype(np.float32)
+        # Distance to the nearest segment of the three polylines, all segments at once.
+        a = np.concatenate([line[:-1] for line in skin_map.palm_lines]).astype(np.float32)
+        ab = np.concatenate([np.diff(line, axis=0) for line in skin_map.palm_lines])
+        ab = ab.astype(np.float32)
+        rel = xy[:, None, :] - a[None]  # (N, S, 2)
+        t = np.clip((rel * ab).sum(axis=2) / (ab * ab).sum(axis=1), 0.0, 1.0)
+        off = rel - t[:, :, None] * ab
+        d = np.sqrt((off * off).sum(axis=2).min(axis=1))
         g = np.exp(-0.5 * (d / 0.0007) ** 2)
         shade[idx] *= (1.0 - look.line_depth * g) * (1.0 + look.palm_lighter)
         height[idx] -= 0.0003 * g
@@ -619,43 +706,48 @@ def shade_surface(
     Returns:
         (N, 3) linear RGB radiance.
     """
-    view = eye[None, :] - points
-    dist = np.maximum(np.linalg.norm(view, axis=1, keepdims=True), 1e-6)
+    f32 = np.float32
+    albedo, normals = albedo.astype(f32, copy=False), normals.astype(f32, copy=False)
+    specular = specular.astype(f32, copy=False)
+    key_dir, fill_dir, up = (v.astype(f32) for v in (rig.key_dir, rig.fill_dir, rig.up))
+    view = eye.astype(f32)[None, :] - points.astype(f32)
+    dist = np.maximum(np.sqrt((view * view).sum(axis=1, keepdims=True)), f32(1e-6))
     view /= dist
-    n = normals * np.where((normals * view).sum(axis=1, keepdims=True) < 0.0, -1.0, 1.0)
-    w = rig.wrap[None, :] if wrap else np.zeros((1, 3))
+    n = normals * np.where((normals * view).sum(axis=1, keepdims=True) < 0.0, f32(-1), f32(1))
+    w = rig.wrap[None, :].astype(f32) if wrap else np.zeros((1, 3), f32)
 
     def diffuse(cos: np.ndarray) -> np.ndarray:
         return np.clip((cos[:, None] + w) / (1.0 + w), 0.0, None)
 
-    cos_key = n @ rig.key_dir
-    key = diffuse(cos_key) * rig.key_rgb[None, :]
+    cos_key = n @ key_dir
+    key = diffuse(cos_key) * rig.key_rgb[None, :].astype(f32)
     if lit is not None:
         key = key * (0.15 + 0.85 * lit[:, None]) if wrap else key * lit[:, None]
-    cos_up = n @ rig.up
-    amb = 0.5 * (1 + cos_up)[:, None] * rig.sky_rgb + 0.5 * (1 - cos_up)[:, None] * rig.ground_rgb
-    light = amb + diffuse(n @ rig.fill_dir) * rig.fill_rgb[None, :]
+    cos_up = n @ up
+    sky, ground = rig.sky_rgb.astype(f32), rig.ground_rgb.astype(f32)
+    amb = f32(0.5) * (1 + cos_up)[:, None] * sky + f32(0.5) * (1 - cos_up)[:, None] * ground
+    light = amb + diffuse(n @ fill_dir) * rig.fill_rgb[None, :].astype(f32)
     if occlusion is not None:
         light = light * occlusion[:, None]
         key = key * np.sqrt(occlusion)[:, None]
     light = light + key
-    spec_lights = [(rig.key_dir, rig.key_rgb, lit), (rig.fill_dir, rig.fill_rgb, None)]
+    spec_lights = [(key_dir, rig.key_rgb, lit), (fill_dir, rig.fill_rgb, None)]
     if rig.flash_rgb.any():
         to_flash = view  # the flash sits at the camera
-        falloff = (rig.flash_ref_m / dist[:, 0]) ** 2
+        falloff = (f32(rig.flash_ref_m) / dist[:, 0]) ** 2
         cos_f = (n * to_flash).sum(axis=1)
-        light = light + diffuse(cos_f) * rig.flash_rgb[None, :] * falloff[:, None]
+        light = light + diffuse(cos_f) * rig.flash_rgb[None, :].astype(f32) * falloff[:, None]
     out = albedo * light
     for ldir, lrgb, mask in spec_lights:
         h = ldir[None, :] + view
-        h /= np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-9)
-        s = np.clip((n * h).sum(axis=1), 0.0, 1.0) ** shininess * (n @ ldir > 0)
+        h /= np.maximum(np.sqrt((h * h).sum(axis=1, keepdims=True)), f32(1e-9))
+        s = np.clip((n * h).sum(axis=1), 0.0, 1.0) ** f32(shininess) * (n @ ldir > 0)
         if mask is not None:
             s = s * mask
-        out += (specular * s)[:, None] * lrgb[None, :]
+        out += (specular * s)[:, None] * lrgb[None, :].astype(f32)
     if rig.flash_rgb.any():
-        s = np.clip((n * view).sum(axis=1), 0.0, 1.0) ** shininess * falloff
-        out += (specular * s)[:, None] * rig.flash_rgb[None, :]
+        s = np.clip((n * view).sum(axis=1), 0.0, 1.0) ** f32(shininess) * falloff
+        out += (specular * s)[:, None] * rig.flash_rgb[None, :].astype(f32)
     return out
 
 
