@@ -37,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_description
+from paper_tables import PAPER as PAPER_MM
 
 from stereo_hand_mesh.data.sources import iter_stereo_samples
 from stereo_hand_mesh.geometry.camera import StereoRig
@@ -47,18 +48,7 @@ from stereo_hand_mesh.train.adapt import LOSS_NAMES
 from stereo_hand_mesh.train.adapt_keypoints import KeypointAdaptSettings, adapt_keypoints
 
 REPO = Path(__file__).resolve().parents[1]
-PAPER = {  # seed 000, STB, mean joint error in mm
-    "test_directly": 44.54,
-    "binocular": 11.14,
-    "monocular": 12.66,
-    "no_photo": 25.36,
-    "no_edge": 13.46,
-    "no_laplacian": 11.36,
-    "no_mask": 11.23,
-    "no_chamfer": 11.37,
-    "no_normal": 11.23,
-    "no_keypoint": None,  # not in the paper: our further term
-}
+PAPER = {**PAPER_MM, "no_keypoint": None}  # no_keypoint: not in the paper (our further term)
 
 
 def ensure_split(path: Path, count: int, seed: int) -> None:
