@@ -10,6 +10,9 @@ and are triangulated with the rig (disparity, eq. 1 of the seed paper). Reported
 * keypoint error, pixels (mean over both views and the 21 joints, then over pairs);
 * triangulated joint error, millimetres (mean over joints, then mean and median over pairs);
 * the share of pairs whose presence is above 0.5 in both views;
+* the whole product pipeline on the same pairs (``HandMeshPipeline``, ONNX Runtime, lite,
+  a cold start on every pair: palm detector, crops, landmarks, fit): the share of pairs with
+  a mesh and its mean joint error (mm) on those (``--no-pipeline`` skips it);
 * pixel statistics of the whole left image (without the black borders of a software
   rectification) and of the network's left crop: mean and std per channel, saturated share
   (a channel at 0 or 255), HSV saturation, edge density (Canny 50/150), sharpness (variance
@@ -28,7 +31,7 @@ measured in the same run.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_synth_realism.py --count 60 \\
+    .venv/bin/python benchmarks/bench_synth_realism.py --count 100 \\
         --json benchmarks/results/synth_realism.json
 """
 
@@ -189,16 +192,53 @@ def _summary(rows: list[dict[str, float]]) -> dict[str, Any]:
     }
 
 
-def evaluate_domain(net: KeypointNet, domain: str, count: int, seed: int) -> dict[str, Any]:
-    """The network's figures and the pixel statistics on ``count`` pairs of a domain."""
+def product_pipeline():
+    """The product's pipeline for static pairs: shipped lite networks on ONNX Runtime (CPU,
+    2 threads), no tracking and no smoothing (every pair a cold start)."""
+    from stereo_hand_mesh.pipeline.estimator import PipelineSettings
+    from stereo_hand_mesh.pipeline.factory import create_pipeline
+
+    settings = PipelineSettings(smoothing=False, tracking=False)
+    return create_pipeline(
+        settings, "onnxruntime", keypoint_variant="lite", intra_op_threads=2
+    ).pipeline
+
+
+def pipeline_error_mm(
+    pipeline, rig: StereoRig, left: np.ndarray, right: np.ndarray, joints_m: np.ndarray
+) -> float | None:
+    """Mean error (mm) of the product's joints over the labelled joints, None: no mesh."""
+    est = pipeline.process(left, right, rig)
+    if not est.found:
+        return None
+    labelled = np.isfinite(joints_m).all(axis=1)
+    return float(1e3 * np.linalg.norm(est.joints - joints_m, axis=1)[labelled].mean())
+
+
+def _pipeline_summary(errors: list[float | None]) -> dict[str, Any]:
+    found = [e for e in errors if e is not None]
+    return {
+        "pipeline_found_rate": len(found) / max(len(errors), 1),
+        "pipeline_joint_mm_mean": statistics.fmean(found) if found else math.nan,
+        "pipeline_joint_mm_median": statistics.median(found) if found else math.nan,
+    }
+
+
+def evaluate_domain(
+    net: KeypointNet, domain: str, count: int, seed: int, pipeline=None
+) -> dict[str, Any]:
+    """The network's figures and the pixel statistics on ``count`` pairs of a domain (and
+    the product pipeline's, when given)."""
     settings = SynthSettings(domain=domain, rig=rig_for_size(640, 480, None))
     rig = StereoRig.from_camera_info(*settings.rig.camera_infos())
-    rows, whole, crop_stats, seconds = [], [], [], []
+    rows, whole, crop_stats, seconds, product = [], [], [], [], []
     start = time.perf_counter()
     for pair in iter_synthetic_pairs(settings, count, seed):
         seconds.append(time.perf_counter() - start)
         joints = pair.annotation["joints"].astype(np.float64)
         rows.append(pair_errors(net, rig, pair.left, pair.right, joints))
+        if pipeline is not None:
+            product.append(pipeline_error_mm(pipeline, rig, pair.left, pair.right, joints))
         whole.append(image_stats(pair.left))
         crop = roi_from_landmarks(rig.project_left(joints), net.input_size)
         crop_stats.append(image_stats(cut_crop(pair.left, crop, antialias=False)))
@@ -206,20 +246,21 @@ def evaluate_domain(net: KeypointNet, domain: str, count: int, seed: int) -> dic
     per_pair = seconds[1:] if len(seconds) > 1 else seconds  # the first includes warm-up
     return {
         **_summary(rows),
+        **(_pipeline_summary(product) if pipeline is not None else {}),
         "render_pairs_per_second_median": 1.0 / statistics.median(per_pair),
         "image_stats": _mean_stats(whole),
         "crop_stats": _mean_stats(crop_stats),
     }
 
 
-def evaluate_real(net: KeypointNet, folder_path: Path) -> dict[str, Any]:
+def evaluate_real(net: KeypointNet, folder_path: Path, pipeline=None) -> dict[str, Any]:
     """The same figures on a real stereo folder (frames with ``inside`` true), or why not."""
     if not folder_path.is_dir():
         return {"skipped": f"{folder_path} not found (the real data is not part of the repo)"}
     from stereo_hand_mesh.data.realdata import RealStereoFolder
 
     folder = RealStereoFolder.open(folder_path)
-    rows, whole, crop_stats = [], [], []
+    rows, whole, crop_stats, product = [], [], [], []
     for frame in folder.frames:
         joints = folder.joints_m(frame)
         if joints is None or not folder.inside(frame):
@@ -228,6 +269,8 @@ def evaluate_real(net: KeypointNet, folder_path: Path) -> dict[str, Any]:
             continue
         left, right = folder.read_pair(frame)
         rows.append(pair_errors(net, folder.rig, left, right, joints))
+        if pipeline is not None:
+            product.append(pipeline_error_mm(pipeline, folder.rig, left, right, joints))
         whole.append(image_stats(left))
         labelled = np.isfinite(joints).all(axis=1)
         uv = folder.rig.project_left(np.where(labelled[:, None], joints, 0.0))
@@ -237,6 +280,7 @@ def evaluate_real(net: KeypointNet, folder_path: Path) -> dict[str, Any]:
     return {
         "folder": str(folder_path),
         **_summary(rows),
+        **(_pipeline_summary(product) if pipeline is not None else {}),
         "image_stats": _mean_stats(whole),
         "crop_stats": _mean_stats(crop_stats),
     }
@@ -287,6 +331,17 @@ def markdown(result: dict[str, Any]) -> str:
     for name, s in result["sets"].items():
         if "skipped" in s:
             lines.append(f"| {name} | skipped: {s['skipped']} | | | | |")
+    if all("pipeline_found_rate" in s for s in sets.values()):
+        lines += [
+            "",
+            "| set | product pipeline (cold start per pair): meshes | joint mm mean / median |",
+            "|---|---|---|",
+        ]
+        for name, s in sets.items():
+            lines.append(
+                f"| {name} | {100 * s['pipeline_found_rate']:.0f}% | "
+                f"{s['pipeline_joint_mm_mean']:.1f} / {s['pipeline_joint_mm_median']:.1f} |"
+            )
     for part in ("image_stats", "crop_stats"):
         names = list(sets)
         lines += ["", f"| {part} | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
@@ -313,6 +368,9 @@ def main() -> None:
     parser.add_argument("--real", type=Path, default=DEFAULT_REAL, help="real stereo folder")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--no-loop", action="store_true", help="skip the simulator loop timing")
+    parser.add_argument(
+        "--no-pipeline", action="store_true", help="skip the whole product pipeline's pass"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -325,9 +383,10 @@ def main() -> None:
         "seed": args.seed,
         "sets": {},
     }
+    pipeline = None if args.no_pipeline else product_pipeline()
     for domain in ("source", "target"):
-        result["sets"][domain] = evaluate_domain(net, domain, args.count, args.seed)
-    real = evaluate_real(net, args.real)
+        result["sets"][domain] = evaluate_domain(net, domain, args.count, args.seed, pipeline)
+    real = evaluate_real(net, args.real, pipeline)
     if "skipped" in real:
         print(f"real set skipped: {real['skipped']}")
     result["sets"][f"real:{args.real.name}"] = real

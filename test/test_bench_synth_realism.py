@@ -75,5 +75,6 @@ def test_script_writes_both_domains_and_skips_a_missing_real_folder(tmp_path: Pa
         assert s["pairs"] == 3 and 0.0 <= s["presence_rate"] <= 1.0
         assert np.isfinite([s["keypoint_px_mean"], s["joint_mm_mean"]]).all()
         assert len(s["image_stats"]["rgb_mean"]) == 3
+        assert 0.0 <= s["pipeline_found_rate"] <= 1.0
     assert "skipped" in result["sets"]["real:absent"]
     assert out.with_suffix(".md").read_text().startswith("| set |")
