@@ -251,5 +251,7 @@ def test_adapt_refuses_images_that_disagree_with_their_camera_info(samples, tmp_
     ]
     bag = tmp_path / "small"
     write_stereo_bag(bag, small, 5.0)
-    with pytest.raises(DataError, match="expected the camera_info size 640x480; got an image of 320x240"):
+    with pytest.raises(
+        DataError, match="expected the camera_info size 640x480; got an image of 320x240"
+    ):
         adapt_keypoints(bag, tmp_path / "a.onnx", KeypointAdaptSettings(epochs=1), progress=False)

@@ -331,8 +331,12 @@ class AdaptationNode(Node):
             result["state"] = f"failed: {err}"
         (run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
         self._run = {**self._run, **result}
-        level = self._log.info if not result["state"].startswith("failed") else self._log.error
-        level(f"adaptation run {run_dir.name}: {result['state']} {result.get('decision', '')}")
+        line = f"adaptation run {run_dir.name}: {result['state']} {result.get('decision', '')}"
+        # One call site per severity (rclpy refuses a call site whose severity changes).
+        if result["state"].startswith("failed"):
+            self._log.error(line)
+        else:
+            self._log.info(line)
         self._publish_status()
         if done is not None:
             done.set_result(result)
