@@ -193,8 +193,8 @@ def test_adapt_service_validates_exports_and_reloads_hand_mesh_node(
         # ~/adapt answers when the run ends; a second call meanwhile is refused at once.
         pending = peer.call_async(Trigger, "/adaptation_node/adapt", Trigger.Request())
         assert pending is not None, node.log()
-        assert peer.spin_until(
-            lambda: _status(peer).get("adaptation", {}).get("state") == "adapting", 30
+        assert peer.spin_until(  # the run has started (its state: the step it is in)
+            lambda: _status(peer).get("adaptation", {}).get("state") not in (None, "idle"), 30
         ), node.log()
         busy = peer.call(Trigger, "/adaptation_node/adapt", Trigger.Request())
         assert busy is not None and not busy.success and "already adapting" in busy.message
