@@ -6,6 +6,7 @@ loopback-only discovery, shared-memory Fast DDS profile).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -166,6 +167,22 @@ class Peer:
         self.executor.remove_node(self.node)
         self.executor.shutdown()
         self.node.destroy_node()
+
+
+def node_diagnostics(peer: Peer, node: str = "hand_mesh_node") -> dict[str, str]:
+    """Key -> value of the newest ``/diagnostics`` status of ``node`` the peer received
+    ({} before any; the peer must subscribe DiagnosticArray on ``/diagnostics``)."""
+    for msg in reversed(peer.messages["/diagnostics"]):
+        for status in msg.status:
+            if status.name.startswith(node):
+                return {kv.key: kv.value for kv in status.values}
+    return {}
+
+
+def adaptation_status(peer: Peer) -> dict:
+    """The newest ``/adaptation_node/status`` JSON the peer received ({} before any)."""
+    msgs = peer.messages["/adaptation_node/status"]
+    return json.loads(msgs[-1].data) if msgs else {}
 
 
 def stamp_key(header: Any) -> int:

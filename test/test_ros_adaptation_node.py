@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from node_process import BIN, NodeProcess, Peer
+from node_process import BIN, NodeProcess, Peer, adaptation_status, node_diagnostics
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -39,8 +39,7 @@ def target_pairs() -> list[StereoSample]:
 
 
 def _status(peer: Peer) -> dict:
-    msgs = peer.messages["/adaptation_node/status"]
-    return json.loads(msgs[-1].data) if msgs else {}
+    return adaptation_status(peer)
 
 
 def _record(peer: Peer, node: NodeProcess, pairs: list[StereoSample]) -> None:
@@ -181,11 +180,7 @@ def test_adapt_service_validates_exports_and_reloads_hand_mesh_node(
     peer.subscribe(DiagnosticArray, "/diagnostics")
 
     def model_of_hand_mesh_node() -> str:
-        for msg in reversed(peer.messages["/diagnostics"]):
-            for status in msg.status:
-                if status.name.startswith("hand_mesh_node"):
-                    return {kv.key: kv.value for kv in status.values}["model"]
-        return ""
+        return node_diagnostics(peer).get("model", "")
 
     try:
         _record(peer, node, target_pairs)
@@ -374,10 +369,7 @@ def test_kill_9_of_an_adapt_run_keeps_the_serving_model_and_the_next_adapt_runs(
         peer.spin_for(1.0)
 
         def mesh_diag() -> dict[str, str]:
-            for msg in reversed(peer.messages["/diagnostics"]):
-                if msg.status and msg.status[0].name.startswith("hand_mesh_node"):
-                    return {kv.key: kv.value for kv in msg.status[0].values}
-            return {}
+            return node_diagnostics(peer)
 
         diag = mesh_diag()
         assert diag.get("model") == "(shipped default)", diag  # still serving the old model

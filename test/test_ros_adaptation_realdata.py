@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from node_process import BIN, REPO, NodeProcess, Peer
+from node_process import BIN, REPO, NodeProcess, Peer, adaptation_status, node_diagnostics
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -29,11 +29,6 @@ REAL = REPO.parent / "shared" / "realdata" / "tabletop_a"
 pytestmark = pytest.mark.skipif(
     not REAL.is_dir(), reason=f"real stereo folder {REAL} not found (evaluation data)"
 )
-
-
-def _status(peer: Peer) -> dict:
-    msgs = peer.messages["/adaptation_node/status"]
-    return json.loads(msgs[-1].data) if msgs else {}
 
 
 def _miscalibrated(folder: Path) -> Path:
@@ -73,11 +68,7 @@ def test_real_pairs_are_recorded_adapted_validated_and_hot_swapped(tmp_path, ros
     peer.subscribe(DiagnosticArray, "/diagnostics")
 
     def mesh_diag() -> dict[str, str]:
-        for msg in reversed(peer.messages["/diagnostics"]):
-            for status in msg.status:
-                if status.name.startswith("hand_mesh_node"):
-                    return {kv.key: kv.value for kv in status.values}
-        return {}
+        return node_diagnostics(peer)
 
     try:
         assert peer.spin_until(lambda: mesh_diag().get("model") == str(start), 20), mesh.log()
@@ -97,7 +88,7 @@ def test_real_pairs_are_recorded_adapted_validated_and_hot_swapped(tmp_path, ros
 
         reply = peer.call(Trigger, "/adaptation_node/adapt", Trigger.Request(), timeout_s=600)
         assert reply is not None, node.log()
-        run = _status(peer)["adaptation"]
+        run = adaptation_status(peer)["adaptation"]
         run_dir = models / Path(run["run_dir"]).name
         result = json.loads((run_dir / "result.json").read_text())
         report = json.loads((run_dir / "adapted.json").read_text())

@@ -34,7 +34,7 @@ import math
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -462,12 +462,16 @@ def _onnx_metadata(path: Path) -> dict[str, str]:
     return dict(session.get_modelmeta().custom_metadata_map)
 
 
-def read_model_calibration(path: str | os.PathLike[str]) -> HandCalibration | None:
+def read_model_calibration(
+    path: str | os.PathLike[str], onnx_metadata: Mapping[str, str] | None = None
+) -> HandCalibration | None:
     """The hand calibration stored in a keypoint model file, or None when it has none.
 
     Args:
         path: a landmark network: ``.onnx`` (metadata key :data:`CALIBRATION_METADATA_KEY`)
             or ``.npz`` (``info`` key :data:`CALIBRATION_INFO_KEY`).
+        onnx_metadata: the ``.onnx`` file's metadata as an ONNX Runtime session serving it
+            already read them (no second session is opened); None reads the file.
 
     Raises:
         ModelFileError: the file is missing or unreadable, of another kind, or its
@@ -484,7 +488,8 @@ def read_model_calibration(path: str | os.PathLike[str]) -> HandCalibration | No
             return None
         text = json.dumps(entry)
     elif path.suffix == ".onnx":
-        text = _onnx_metadata(path).get(CALIBRATION_METADATA_KEY)
+        meta = _onnx_metadata(path) if onnx_metadata is None else onnx_metadata
+        text = meta.get(CALIBRATION_METADATA_KEY)
         if text is None:
             return None
     else:

@@ -152,7 +152,11 @@ def create_pipeline(
         intra_op_threads,
     )
     model = f"{nets.landmarks.path} + {nets.detector.path}"
-    calibration = read_model_calibration(nets.landmarks.path) if apply_calibration else None
+    calibration = (
+        read_model_calibration(nets.landmarks.path, getattr(nets.landmarks, "metadata", None))
+        if apply_calibration
+        else None
+    )
     if calibration is not None:
         settings = replace(settings, fit=calibrated_fit_settings(settings.fit, calibration))
     return PipelineChoice(HandMeshPipeline(nets, settings), kind, nets.reason, model, calibration)

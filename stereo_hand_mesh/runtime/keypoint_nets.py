@@ -159,6 +159,8 @@ class OnnxRuntimeKeypointNet:
         self.input_size = int(inputs[0].shape[-1])
         self._outputs = [o.name for o in self._session.get_outputs()]
         self.name = "onnxruntime-cuda" if use_cuda else "onnxruntime-cpu"
+        #: The file's ``metadata_props`` (key -> value), as the session read them.
+        self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
 
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         x = _check_images(images, self.input_size, self.path)

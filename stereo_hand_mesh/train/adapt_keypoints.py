@@ -43,7 +43,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -205,30 +205,17 @@ class AdaptPairs:
         def pick(t: Tensor) -> Tensor:
             return t.index_select(0, rows)
 
-        loss = self.loss
+        p = self.params
         return AdaptPairs(
             pick(self.net_input),
             pick(self.crop_to_image),
             pick(self.keypoints),
             pick(self.joint_weights),
             pick(self.crop_side),
-            HandParams(*(pick(t) for t in asdict_params(self.params))),
+            HandParams(pick(p.pose), pick(p.shape), pick(p.global_rot), pick(p.trans)),
             self.handedness,
             StereoCropBatch(
-                *(
-                    pick(getattr(loss, f))
-                    for f in (
-                        "image_left",
-                        "image_right",
-                        "mask_left",
-                        "mask_right",
-                        "box_left",
-                        "box_right",
-                        "intrinsics_left",
-                        "intrinsics_right",
-                        "baseline",
-                    )
-                )
+                **{f.name: pick(getattr(self.loss, f.name)) for f in fields(StereoCropBatch)}
             ),
             pick(self.frames),
             dict(self.skipped),
@@ -236,11 +223,6 @@ class AdaptPairs:
             None if self.confidence is None else pick(self.confidence),
             self.image_size,
         )
-
-
-def asdict_params(p: HandParams) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``(pose, shape, global_rot, trans)``."""
-    return p.pose, p.shape, p.global_rot, p.trans
 
 
 def _hull_mask(uv: np.ndarray, shape: tuple[int, int], grow: float) -> np.ndarray:
