@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -63,15 +63,20 @@ from stereo_hand_mesh.runtime.keypoint_nets import HandNets
 __all__ = [
     "HANDEDNESS",
     "PUBLISHED_JOINTS",
+    "SIDES",
     "HandEstimate",
     "HandMeshPipeline",
+    "HandsEstimate",
     "PipelineSettings",
     "StereoCrops",
     "implausible_extent",
+    "pair_all_palms",
     "pair_palms",
 ]
 
-HANDEDNESS = ("right", "left")
+HANDEDNESS = ("auto", "right", "left")
+#: The sides a hand can be (a left hand is fitted as a mirrored right template).
+SIDES = ("right", "left")
 PUBLISHED_JOINTS = ("blended", "fitted", "triangulated")
 
 
@@ -81,7 +86,19 @@ class PipelineSettings:
     the shared ones and ``locator``).
 
     Attributes:
-        handedness: ``"right"`` or ``"left"``: the hand the template is fitted as.
+        handedness: ``"auto"`` (each hand's side read from the landmark network, both views
+            agreeing), or ``"right"`` / ``"left"``: only hands of that side (a hand the
+            network puts on the other side is dropped, with the reason).
+        max_hands: the most hands per pair (MediaPipe Hands' ``num_hands``).
+        new_hand_search_period: while fewer than ``max_hands`` hands are tracked, the palm
+            detector looks for more every this many pairs (1: every pair; with no hand
+            tracked it runs on every pair).
+        handedness_margin: a new hand's two views disagree on its side when one view's
+            P(right) is above ``0.5 + margin`` and the other's below ``0.5 - margin``; it is
+            then dropped. Otherwise the side is that of the summed log-odds of both views.
+        duplicate_iou: two candidate hands whose left-view keypoints' bounding boxes overlap
+            by more than this (intersection over union) are one hand: the older track (or
+            the more present candidate) is kept.
         min_confidence: below this overall confidence no mesh is output.
         min_presence: below this landmark-network presence in either view, no hand.
         palm_min_score: the palm detector's score threshold at a cold start.
@@ -112,7 +129,11 @@ class PipelineSettings:
         locator: the skin/stereo locator's settings (legacy mesh-uv pipeline only).
     """
 
-    handedness: str = "right"
+    handedness: str = "auto"
+    max_hands: int = 2
+    new_hand_search_period: int = 5
+    handedness_margin: float = 0.25
+    duplicate_iou: float = 0.4
     min_confidence: float = 0.3
     min_presence: float = 0.5
     palm_min_score: float = 0.5
@@ -140,7 +161,18 @@ class PipelineSettings:
                 f"published_joints expected one of {PUBLISHED_JOINTS}; got "
                 f"{self.published_joints!r}"
             )
-        for name in ("min_confidence", "min_presence"):
+        if not (isinstance(self.max_hands, int) and 1 <= self.max_hands <= 4):
+            raise ConfigError(f"max_hands expected an integer in [1, 4]; got {self.max_hands!r}")
+        if not (isinstance(self.new_hand_search_period, int) and self.new_hand_search_period >= 1):
+            raise ConfigError(
+                "new_hand_search_period expected an integer >= 1 (pairs); got "
+                f"{self.new_hand_search_period!r}"
+            )
+        if not (0.0 <= self.handedness_margin < 0.5):
+            raise ConfigError(
+                f"handedness_margin expected in [0, 0.5); got {self.handedness_margin}"
+            )
+        for name in ("min_confidence", "min_presence", "duplicate_iou"):
             if not (0.0 <= getattr(self, name) <= 1.0):
                 raise ConfigError(f"{name} expected in [0, 1]; got {getattr(self, name)}")
         if not (0.0 < self.palm_min_score < 1.0):
@@ -204,6 +236,10 @@ class HandEstimate:
             or None.
         fit: the template fit behind the mesh (parameters, residuals), or None; where
             adaptation starts its differentiable refinement.
+        hand_id: the hand's identity, kept while it is tracked (0, 1, ... in order of
+            first sight; -1 when no hand was located).
+        handedness: ``"right"`` or ``"left"``: the side the template was (or would have
+            been) fitted as; ``""`` when no hand was located.
     """
 
     found: bool
@@ -223,6 +259,56 @@ class HandEstimate:
     presence: np.ndarray | None = None
     handedness_right: np.ndarray | None = None
     fit: HandFit | None = None
+    hand_id: int = -1
+    handedness: str = ""
+
+
+@dataclass(frozen=True)
+class HandsEstimate:
+    """The result for one stereo pair with every hand in it.
+
+    Attributes:
+        hands: the hands with a mesh (``found``), by ``hand_id``.
+        dropped: the hands located but given no mesh, each with its reason (a view without
+            the hand, views that disagree on its side, a low confidence, a duplicate...).
+        reason: ``"ok"`` when some hand has a mesh; else why none (the dropped hands'
+            reasons, or why no hand was located).
+        timings_ms: per-stage wall times of the pair, milliseconds.
+    """
+
+    hands: tuple[HandEstimate, ...]
+    dropped: tuple[HandEstimate, ...]
+    reason: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def found(self) -> bool:
+        """True when at least one hand has a mesh."""
+        return bool(self.hands)
+
+    def side(self, handedness: str) -> HandEstimate | None:
+        """The most confident meshed hand of a side (``"right"`` or ``"left"``), or None."""
+        own = [h for h in self.hands if h.handedness == handedness]
+        return max(own, key=lambda h: h.confidence) if own else None
+
+    @property
+    def primary(self) -> HandEstimate:
+        """The most confident meshed hand; else the most confident dropped one; else a
+        not-found estimate with :attr:`reason` (what single-hand callers read)."""
+        if self.hands:
+            return max(self.hands, key=lambda h: h.confidence)
+        if self.dropped:
+            best = max(self.dropped, key=lambda h: h.confidence)
+            return replace(best, timings_ms=self.timings_ms)
+        return HandEstimate(False, self.reason, 0.0, timings_ms=self.timings_ms)
+
+    def summary(self) -> str:
+        """One line: each meshed hand's side, id and confidence, then why others dropped."""
+        parts = [f"{h.handedness} #{h.hand_id} ({h.confidence:.2f})" for h in self.hands]
+        text = ("meshes: " + ", ".join(parts)) if parts else self.reason
+        if self.hands and self.dropped:
+            text += "; dropped: " + "; ".join(h.reason for h in self.dropped)
+        return text
 
 
 def implausible_extent(vertices: np.ndarray, settings: PipelineSettings) -> str | None:
@@ -242,15 +328,15 @@ def implausible_extent(vertices: np.ndarray, settings: PipelineSettings) -> str 
     return None
 
 
-def pair_palms(
+def pair_all_palms(
     left: list[PalmDetection], right: list[PalmDetection], rig: StereoRig, row_tolerance: float
-) -> tuple[PalmDetection, PalmDetection] | None:
-    """The best left palm with its right-view match, or None.
+) -> list[tuple[PalmDetection, PalmDetection]]:
+    """Every left palm with its right-view match, best first; each palm used once.
 
     A right palm matches a left one when their centres' rows differ by at most
     ``row_tolerance`` times the left palm's height (a rectified pair puts a point on the same
     row in both views) and its disparity ``(u_l - cx_l) - (u_r - cx_r)`` is positive (in
-    front of the cameras). Pairs are ranked by the product of the scores.
+    front of the cameras). Pairs are taken greedily by the product of the scores.
 
     Args:
         left: palms of the left view, image pixels.
@@ -258,14 +344,29 @@ def pair_palms(
         rig: the rectified rig.
         row_tolerance: in palm heights.
     """
-    best, best_score = None, 0.0
-    for pl in left:
-        for pr in right:
+    candidates = []
+    for i, pl in enumerate(left):
+        for j, pr in enumerate(right):
             disparity = (pl.box[0] - rig.left.cx) - (pr.box[0] - rig.right.cx)
             same_rows = abs(pl.box[1] - pr.box[1]) <= row_tolerance * pl.box[3]
-            if same_rows and disparity > 0.0 and pl.score * pr.score > best_score:
-                best, best_score = (pl, pr), pl.score * pr.score
-    return best
+            if same_rows and disparity > 0.0:
+                candidates.append((pl.score * pr.score, -i, -j))
+    pairs, used_l, used_r = [], set(), set()
+    for _, mi, mj in sorted(candidates, reverse=True):
+        if -mi not in used_l and -mj not in used_r:
+            used_l.add(-mi)
+            used_r.add(-mj)
+            pairs.append((left[-mi], right[-mj]))
+    return pairs
+
+
+def pair_palms(
+    left: list[PalmDetection], right: list[PalmDetection], rig: StereoRig, row_tolerance: float
+) -> tuple[PalmDetection, PalmDetection] | None:
+    """The best left palm with its right-view match (:func:`pair_all_palms`' first), or
+    None."""
+    pairs = pair_all_palms(left, right, rig, row_tolerance)
+    return pairs[0] if pairs else None
 
 
 def _published(
@@ -326,8 +427,59 @@ class _Keypoints:
     world: np.ndarray  # (2, 21, 3) metres, image axes, about the hand's centre
 
 
+@dataclass
+class _Track:
+    """One hand followed from pair to pair (mutable: the pipeline's own state)."""
+
+    hand_id: int
+    side: str
+    side_logit: float  # running log-odds that the hand is a right one
+    crops: StereoCrops  # this pair's crops; the next pair's once estimated
+    fit: HandFit | None
+    filter: OneEuroFilter
+
+
+@dataclass
+class _Candidate:
+    """A hand located in this pair: its crops, keypoints and (for a tracked one) its track."""
+
+    crops: StereoCrops
+    kp: _Keypoints
+    track: _Track | None
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-4, 1.0 - 1e-4)
+    return np.log(q / (1.0 - q))
+
+
+def _keypoint_box(uv: np.ndarray) -> np.ndarray:
+    """(4,) x0, y0, x1, y1 of (21, 2) keypoints, pixels."""
+    return np.r_[uv.min(axis=0), uv.max(axis=0)]
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (4,) x0, y0, x1, y1 boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def _crop_box(crop: RotatedCrop) -> np.ndarray:
+    """(4,) the axis-aligned bounds of a crop's inscribed circle, pixels (rotation-free)."""
+    r = crop.side / 2
+    return np.array([crop.cx - r, crop.cy - r, crop.cx + r, crop.cy + r])
+
+
 class HandMeshPipeline:
-    """Stereo pair in, hand mesh out (see the module docstring).
+    """Stereo pair in, hand meshes out (see the module docstring).
+
+    Hands are tracked independently: each keeps its identity (``hand_id``), its side, its
+    crops, its fit (the warm start) and its filter while both views see it.
 
     Args:
         nets: the palm detector and the landmark network
@@ -343,41 +495,48 @@ class HandMeshPipeline:
         self.backend = nets  # ``.name`` for diagnostics, as the legacy pipeline's backend
         self.settings = settings or PipelineSettings()
         hand = template_hand()
-        self._right_faces = hand.faces
-        self._left_faces = np.ascontiguousarray(hand.faces[:, ::-1])
+        self._faces = {"right": hand.faces, "left": np.ascontiguousarray(hand.faces[:, ::-1])}
         self._vertex_weights = np.asarray(hand.skin_weights)  # (V, K) for vertex confidence
         self._bone_joints = np.asarray(BONE_JOINTS)
-        self._filter = OneEuroFilter(self.settings.filter_min_cutoff_hz, self.settings.filter_beta)
-        self._crops: StereoCrops | None = None  # the next pair's crops while tracking
-        self._fit: HandFit | None = None
+        self._tracks: list[_Track] = []
+        self._next_id = 0
+        self._pairs_since_search = 0
 
     @property
     def faces(self) -> np.ndarray:
-        """(F, 3) triangles of the output mesh, outward for the fitted hand (a left hand is
-        a mirrored right one: its winding flips)."""
-        return self._right_faces if self.settings.handedness == "right" else self._left_faces
+        """(F, 3) triangles of the output mesh for the restricted side (``"right"`` under
+        ``"auto"``; :meth:`faces_for` gives each side's)."""
+        return self.faces_for("left" if self.settings.handedness == "left" else "right")
+
+    def faces_for(self, handedness: str) -> np.ndarray:
+        """(F, 3) triangles, outward for a hand of that side (a left hand is a mirrored right
+        one: its winding flips)."""
+        if handedness not in SIDES:
+            raise ConfigError(f"handedness expected one of {SIDES}; got {handedness!r}")
+        return self._faces[handedness]
 
     def update_settings(self, settings: PipelineSettings) -> None:
-        """Apply new settings from the next pair on (the filter restarts)."""
+        """Apply new settings from the next pair on (tracks and filters restart)."""
         self.settings = settings
-        self._filter = OneEuroFilter(settings.filter_min_cutoff_hz, settings.filter_beta)
         self.reset()
 
     def reset(self) -> None:
-        """Forget the tracking state and the filter (e.g. after a model swap)."""
-        self._filter.reset()
-        self._crops = None
-        self._fit = None
+        """Forget every tracked hand and its filter (e.g. after a model swap); identities
+        go on counting up."""
+        self._tracks = []
+        self._pairs_since_search = 0
 
     # ------------------------------------------------------------------ stages
 
     def _detect(
         self, left: np.ndarray, right: np.ndarray, rig: StereoRig, roi: tuple | None
-    ) -> StereoCrops | str:
-        """Cold start: the crops from the palm detector, or why there are none.
+    ) -> list[StereoCrops] | str:
+        """Search: the crops of every hand the palm detector finds in both views, best
+        first, or why there is none.
 
         With an ``roi``, the detector's left input is that region instead of the whole left
-        view (a palm found in it gives the crop's rotation; none: an upright crop of it)."""
+        view (a palm found in it gives the crop's rotation; none: an upright crop of it), and
+        only its best hand is returned."""
         s = self.settings
         views = [left, right]
         roi_box = None
@@ -407,28 +566,44 @@ class HandMeshPipeline:
             palms[0] = [PalmDetection(1.0, np.r_[c[0], c[1] + side / 2, side, side], keypoints)]
         if not palms[0]:
             return "no hand found (no palm in the left view)"
-        pair = pair_palms(palms[0], palms[1], rig, s.stereo_row_tolerance)
-        if pair is None:  # the right palm missed or off the rows: match the left one's pixels
-            pair = _matched_palm(left, right, palms[0][0], rig, s.locator)
-        if pair is None:
+        if roi_box is not None:
+            palms[0] = palms[0][:1]
+        pairs = pair_all_palms(palms[0], palms[1], rig, s.stereo_row_tolerance)
+        paired = {id(pl) for pl, _ in pairs}
+        # A left palm whose right twin the detector missed or put off the rows: match its
+        # pixels along the same rows.
+        for pl in palms[0]:
+            if id(pl) not in paired and len(pairs) < s.max_hands:
+                twin = _matched_palm(left, right, pl, rig, s.locator)
+                if twin is not None:
+                    pairs.append(twin)
+        if not pairs:
             return (
                 "hand seen in the left view only: no right-view palm on its rows at a positive "
                 "disparity, and its pixels match nothing there"
             )
-        return StereoCrops(roi_from_palm(pair[0], size), roi_from_palm(pair[1], size))
+        return [StereoCrops(roi_from_palm(pl, size), roi_from_palm(pr, size)) for pl, pr in pairs]
 
-    def _keypoints(self, left: np.ndarray, right: np.ndarray, crops: StereoCrops) -> _Keypoints:
-        """The landmark network on both crops as one batch."""
+    def _keypoints(
+        self, left: np.ndarray, right: np.ndarray, crops: list[StereoCrops]
+    ) -> list[_Keypoints]:
+        """The landmark network on both crops of every hand as one batch."""
         size = self.nets.landmarks.input_size
+        if not crops:
+            return []
         # Plain bilinear sampling, no low-pass: how MediaPipe feeds these networks (and 0.6 ms
         # less per pair).
-        views = ((left, crops.left), (right, crops.right))
-        batch = np.stack([cut_crop(v, c, antialias=False) for v, c in views])
+        flat = [c for pair in crops for c in (pair.left, pair.right)]
+        views = [left, right] * len(crops)
+        batch = np.stack([cut_crop(v, c, antialias=False) for v, c in zip(views, flat)])
         out = self.nets.landmarks.run(_network_input(batch))
-        raw = out["landmarks"].reshape(2, 21, 3).astype(np.float64)
-        world = out["world_landmarks"].reshape(2, 21, 3).astype(np.float64)
-        uv = np.empty((2, 21, 2))
-        for i, crop in enumerate((crops.left, crops.right)):
+        n = len(flat)
+        raw = out["landmarks"].reshape(n, 21, 3).astype(np.float64)
+        world = out["world_landmarks"].reshape(n, 21, 3).astype(np.float64)
+        presence = out["presence"].reshape(n).astype(np.float64)
+        handed = out["handedness"].reshape(n).astype(np.float64)
+        uv = np.empty((n, 21, 2))
+        for i, crop in enumerate(flat):
             if crop.out_size != size:
                 raise ShapeError(f"crop expected side {size}; got {crop.out_size}")
             # The network's x, y are continuous crop coordinates (0 at the edge): pixel
@@ -436,12 +611,11 @@ class HandMeshPipeline:
             uv[i] = crop.to_image(raw[i, :, :2] - 0.5)
             c, s_ = math.cos(crop.angle), math.sin(crop.angle)
             world[i, :, :2] = world[i, :, :2] @ np.array([[c, s_], [-s_, c]])  # crop -> image
-        return _Keypoints(
-            uv,
-            out["presence"].reshape(2).astype(np.float64),
-            out["handedness"].reshape(2).astype(np.float64),
-            world,
-        )
+        return [
+            _Keypoints(uv[2 * k : 2 * k + 2], presence[2 * k : 2 * k + 2],
+                       handed[2 * k : 2 * k + 2], world[2 * k : 2 * k + 2])
+            for k in range(len(crops))
+        ]  # fmt: skip
 
     # ------------------------------------------------------------------ the pair
 
@@ -453,7 +627,22 @@ class HandMeshPipeline:
         stamp_s: float | None = None,
         roi: tuple[float, float, float] | None = None,
     ) -> HandEstimate:
-        """Estimate the hand in one rectified stereo pair.
+        """The most confident hand of one rectified stereo pair (:meth:`process_hands`'
+        :attr:`~HandsEstimate.primary`): what single-hand callers read.
+
+        Args and raises: as :meth:`process_hands`.
+        """
+        return self.process_hands(left, right, rig, stamp_s, roi).primary
+
+    def process_hands(
+        self,
+        left: np.ndarray,
+        right: np.ndarray,
+        rig: StereoRig,
+        stamp_s: float | None = None,
+        roi: tuple[float, float, float] | None = None,
+    ) -> HandsEstimate:
+        """Estimate every hand (up to ``max_hands``) in one rectified stereo pair.
 
         Args:
             left: (H, W, 3) uint8 RGB left rectified image.
@@ -461,7 +650,8 @@ class HandMeshPipeline:
             rig: the rectified rig (from the two CameraInfo).
             stamp_s: time of the pair, seconds (for the filter); None for single images.
             roi: optional external region ``(x0, y0, side)`` in left image pixels; it
-                replaces the left view's palm detection (the pair is then a cold start).
+                replaces the left view's palm detection: the pair is a cold start of the one
+                hand in it.
 
         Raises:
             ShapeError: images of different sizes, not RGB, or not matching the CameraInfo.
@@ -481,38 +671,147 @@ class HandMeshPipeline:
                     f"camera_info); got {image.shape[1]}x{image.shape[0]}"
                 )
         s = self.settings
-        crops = self._crops if (s.tracking and roi is None) else None
-        kp = None
-        if crops is not None:  # tracking: keep it only if both views still see a hand
-            kp = self._keypoints(left, right, crops)
+        if roi is not None or not s.tracking:
+            self.reset()
+        dropped: list[HandEstimate] = []
+        # 1. The tracked hands, all in one batch; a hand either view lost is forgotten.
+        candidates: list[_Candidate] = []
+        if self._tracks:
+            kps = self._keypoints(left, right, [t.crops for t in self._tracks])
             times["keypoints"] = (time.perf_counter() - t0) * 1e3
-            if kp.presence.min() < s.min_presence:
-                crops, kp = None, None
-        if crops is None:
+            for track, kp in zip(self._tracks, kps, strict=True):
+                if kp.presence.min() >= s.min_presence:
+                    candidates.append(_Candidate(track.crops, kp, track))
+        self._tracks = [c.track for c in candidates if c.track is not None]
+        # 2. A search for more hands: always with none tracked, else every
+        # ``new_hand_search_period`` pairs while there is room.
+        self._pairs_since_search += 1
+        search = not candidates or (
+            len(candidates) < s.max_hands and self._pairs_since_search >= s.new_hand_search_period
+        )
+        none_reason = "no hand found"
+        if search:
+            self._pairs_since_search = 0
             t1 = time.perf_counter()
             found = self._detect(left, right, rig, roi)
             times["detect"] = (time.perf_counter() - t1) * 1e3
             if isinstance(found, str):
-                return self._none(found, 0.0, times)
-            t2 = time.perf_counter()
-            kp = self._keypoints(left, right, found)
-            if s.refine_cold_start and kp.presence.min() >= s.min_presence:
-                found = self._crops_from(kp.uv, found)
-                kp = self._keypoints(left, right, found)
-            crops = found
-            times["keypoints"] = times.get("keypoints", 0.0) + (time.perf_counter() - t2) * 1e3
-        assert kp is not None
-        if kp.presence.min() < s.min_presence:
-            view = "left" if kp.presence[0] < s.min_presence else "right"
-            return self._none(
-                f"no hand in the {view} view (presence {kp.presence.min():.2f} < min_presence "
-                f"{s.min_presence:.2f})",
-                0.0,
-                times,
-                crops,
-                kp,
+                none_reason = found
+            else:
+                held = [_crop_box(c.crops.left) for c in candidates]
+                fresh = [
+                    crops for crops in found
+                    if all(_box_iou(_crop_box(crops.left), b) <= s.duplicate_iou for b in held)
+                ]  # fmt: skip
+                t2 = time.perf_counter()
+                kps = self._keypoints(left, right, fresh)
+                if s.refine_cold_start:
+                    ok = [k for k, kp in enumerate(kps) if kp.presence.min() >= s.min_presence]
+                    again = [self._crops_from(kps[k].uv, fresh[k]) for k in ok]
+                    for k, crops, kp in zip(ok, again, self._keypoints(left, right, again)):
+                        fresh[k], kps[k] = crops, kp
+                times["keypoints"] = times.get("keypoints", 0.0) + (time.perf_counter() - t2) * 1e3
+                for crops, kp in zip(fresh, kps, strict=True):
+                    if kp.presence.min() < s.min_presence:
+                        view = "left" if kp.presence[0] < s.min_presence else "right"
+                        dropped.append(
+                            self._dropped(
+                                f"no hand in the {view} view (presence "
+                                f"{kp.presence.min():.2f} < min_presence "
+                                f"{s.min_presence:.2f})",
+                                crops,
+                                kp,
+                            )
+                        )
+                    else:
+                        candidates.append(_Candidate(crops, kp, None))
+        # 3. One hand, one candidate: overlapping keypoints are the same hand (the older
+        # track, else the more present candidate, stays).
+        candidates.sort(
+            key=lambda c: (c.track is None, c.track.hand_id if c.track else 0,
+                           -float(c.kp.presence.min()))
+        )  # fmt: skip
+        kept: list[_Candidate] = []
+        for cand in candidates:
+            box = _keypoint_box(cand.kp.uv[0])
+            twin = next(
+                (k for k in kept if _box_iou(_keypoint_box(k.kp.uv[0]), box) > s.duplicate_iou),
+                None,
             )
-        return self._estimate(kp, crops, rig, stamp_s, times)
+            if twin is not None:
+                what = f"#{twin.track.hand_id}" if twin.track else "another candidate"
+                dropped.append(self._dropped(f"duplicate of hand {what}", cand.crops, cand.kp))
+            elif len(kept) >= s.max_hands:
+                dropped.append(
+                    self._dropped(f"more than max_hands {s.max_hands}", cand.crops, cand.kp)
+                )
+            else:
+                kept.append(cand)
+        # 4. Each hand's side, then its mesh.
+        hands: list[HandEstimate] = []
+        tracks: list[_Track] = []
+        for cand in kept:
+            track = self._side_of(cand)
+            if isinstance(track, str):
+                dropped.append(self._dropped(track, cand.crops, cand.kp))
+                continue
+            est = self._estimate(cand.kp, cand.crops, track, rig, stamp_s, times)
+            if est.found:
+                hands.append(est)
+                tracks.append(track)
+            else:
+                dropped.append(est)
+        self._tracks = tracks
+        hands = sorted((replace(h, timings_ms=times) for h in hands), key=lambda h: h.hand_id)
+        if hands:
+            reason = "ok"
+        elif dropped:
+            reason = "; ".join(h.reason for h in dropped)
+        else:
+            reason = none_reason if search else "no hand found"
+        return HandsEstimate(tuple(hands), tuple(dropped), reason, times)
+
+    def _side_of(self, cand: _Candidate) -> _Track | str:
+        """The candidate's track (a new one for a new hand) with its side, or why the hand
+        is dropped (views that disagree on a new hand's side, or the side not asked for)."""
+        s = self.settings
+        p = cand.kp.handedness_right
+        logit = float(_logit(p).sum())
+        track = cand.track
+        if track is None:
+            hi, lo = 0.5 + s.handedness_margin, 0.5 - s.handedness_margin
+            if (p.max() > hi and p.min() < lo) and s.handedness == "auto":
+                return (
+                    f"the views disagree on the hand's side (P(right) {p[0]:.2f} left view, "
+                    f"{p[1]:.2f} right view)"
+                )
+            side = "right" if logit >= 0.0 else "left"
+            if s.handedness != "auto":  # the asked side, unless both views say the other
+                other = p.max() < 0.5 if s.handedness == "right" else p.min() > 0.5
+                if other:
+                    return (
+                        f"a {'left' if s.handedness == 'right' else 'right'} hand in both "
+                        f"views (P(right) {p[0]:.2f}, {p[1]:.2f}); handedness is "
+                        f"{s.handedness}"
+                    )
+                side = s.handedness
+            track = _Track(
+                self._next_id, side, logit, cand.crops, None,
+                OneEuroFilter(s.filter_min_cutoff_hz, s.filter_beta),
+            )  # fmt: skip
+            self._next_id += 1
+            return track
+        # A tracked hand keeps its side unless the network's running evidence turns firmly
+        # the other way (hysteresis: two hands crossing do not swap sides).
+        track.side_logit = 0.8 * track.side_logit + 0.2 * logit
+        flip = 2.0 * _logit(np.array([0.5 + s.handedness_margin]))[0]
+        if s.handedness == "auto":
+            if track.side == "right" and track.side_logit < -flip:
+                track.side, track.fit = "left", None
+            elif track.side == "left" and track.side_logit > flip:
+                track.side, track.fit = "right", None
+        track.crops = cand.crops
+        return track
 
     def _crops_from(self, uv: np.ndarray, crops: StereoCrops) -> StereoCrops:
         """The next crops from (2, 21, 2) keypoints; the given ones where keypoints are bad."""
@@ -526,21 +825,22 @@ class HandMeshPipeline:
         self,
         kp: _Keypoints,
         crops: StereoCrops,
+        track: _Track,
         rig: StereoRig,
         stamp_s: float | None,
         times: dict[str, float],
     ) -> HandEstimate:
         s = self.settings
         t3 = time.perf_counter()
+
+        def none(reason: str, confidence: float = 0.0) -> HandEstimate:
+            return self._dropped(reason, crops, kp, confidence, track)
+
         tri = rig.triangulate(kp.uv[0], kp.uv[1])
         if tri.valid.sum() < 4:
-            return self._none(
+            return none(
                 f"keypoints behind the cameras ({int((~tri.valid).sum())} of 21 at a "
-                "non-positive disparity): the two views disagree",
-                0.0,
-                times,
-                crops,
-                kp,
+                "non-positive disparity): the two views disagree"
             )
         # Keypoint noise scales with the hand's size in the image: the scales are a fraction
         # of the crops' side.
@@ -559,13 +859,13 @@ class HandMeshPipeline:
                 rig.baseline,
                 np.stack([agree, agree]),
                 world,
-                self._fit if s.tracking else None,
+                track.fit if s.tracking else None,
                 s.fit,
-                s.handedness,
+                track.side,
             )
         except StereoHandMeshError as err:
-            return self._none(f"template fit failed: {err}", 0.0, times, crops, kp)
-        times["fit"] = (time.perf_counter() - t3) * 1e3
+            return none(f"template fit failed: {err}")
+        times["fit"] = times.get("fit", 0.0) + (time.perf_counter() - t3) * 1e3
         residual = np.abs(fit.residuals_px).max(axis=0)  # (21,) the worse view, pixels
         joint_conf = agree * np.exp(-0.5 * (residual / sigma_px) ** 2)
         # The hand's: rows agree, and the hand model explains most keypoints (the median
@@ -576,24 +876,21 @@ class HandMeshPipeline:
         vertices = fit.vertices
         joints = _published(s, fit, tri.points, tri.valid)
         if not (np.isfinite(vertices).all() and np.isfinite(joints).all()):
-            return self._none("non-finite mesh (NaN or inf vertices)", 0.0, times, crops, kp)
+            return none("non-finite mesh (NaN or inf vertices)")
         implausible = implausible_extent(vertices, s)
         if implausible is not None:
-            return self._none(implausible, confidence, times, crops, kp)
+            return none(implausible, confidence)
         if confidence < s.min_confidence:
-            return self._none(
+            return none(
                 f"confidence {confidence:.2f} < min_confidence {s.min_confidence:.2f}",
                 confidence,
-                times,
-                crops,
-                kp,
             )
         if s.smoothing and stamp_s is not None:
-            both = self._filter(np.concatenate([vertices, joints]), stamp_s)
+            both = track.filter(np.concatenate([vertices, joints]), stamp_s)
             vertices, joints = both[: len(vertices)], both[len(vertices) :]
         vertex_conf = self._vertex_weights @ joint_conf[self._bone_joints]
-        self._crops = self._crops_from(kp.uv, crops)
-        self._fit = fit
+        track.crops = self._crops_from(kp.uv, crops)
+        track.fit = fit
         return HandEstimate(
             True,
             "ok",
@@ -603,7 +900,7 @@ class HandMeshPipeline:
             vertex_conf,
             rig.project_left(vertices),
             crops,
-            times,
+            dict(times),
             fit.joint_rotations,
             joint_conf,
             kp.uv,
@@ -612,24 +909,27 @@ class HandMeshPipeline:
             kp.presence,
             kp.handedness_right,
             fit,
+            track.hand_id,
+            track.side,
         )
 
-    def _none(
+    def _dropped(
         self,
         reason: str,
-        confidence: float,
-        times: dict[str, float],
         crops: StereoCrops | None = None,
         kp: _Keypoints | None = None,
+        confidence: float = 0.0,
+        track: _Track | None = None,
     ) -> HandEstimate:
-        self.reset()
+        """A hand given no mesh, with its reason (its track, if any, is forgotten)."""
         return HandEstimate(
             False,
             reason,
             confidence,
             boxes=crops,
-            timings_ms=times,
             keypoints=None if kp is None else kp.uv,
             presence=None if kp is None else kp.presence,
             handedness_right=None if kp is None else kp.handedness_right,
+            hand_id=-1 if track is None else track.hand_id,
+            handedness="" if track is None else track.side,
         )
