@@ -160,7 +160,7 @@ def main() -> int:
     parser.add_argument(
         "--joints", choices=("blended", "fitted", "triangulated"), default="blended"
     )
-    parser.add_argument("--handedness", choices=("right", "left"), default="right")
+    parser.add_argument("--handedness", choices=("auto", "right", "left"), default="auto")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: its)")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the recording")
     parser.add_argument("--no-peer", action="store_true", help="do not run the peer")

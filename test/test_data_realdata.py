@@ -193,3 +193,46 @@ def test_empty_and_missing_folders(tmp_path: Path) -> None:
     path = write_real_folder(tmp_path / "f", frames=(), labels=False)
     with pytest.raises(DataError, match="at least one image pair"):
         RealStereoFolder.open(path)
+
+
+def _two_hand_labels(path: Path, frames: list[int], **override: np.ndarray) -> np.ndarray:
+    """Write a gt.npz with two hand slots (right, left); return its (M, 2, 21, 3) joints."""
+    hands = np.stack([np.stack([frame_joints(f), frame_joints(f + 100)]) for f in frames])
+    hands[1, 1] = np.nan  # frame 1: no left hand
+    arrays = {
+        "joints_m": hands,
+        "inside": np.array([[True, True], [True, False], [False, True]]),
+        "hand_sides": np.array(["right", "left"]),
+        **override,
+    }
+    write_labels(path, frames, **arrays)
+    return hands
+
+
+def test_several_hands_per_frame(tmp_path: Path) -> None:
+    path = write_real_folder(tmp_path / "f", frames=(0, 1, 2), labels=False)
+    hands = _two_hand_labels(path / "gt.npz", [0, 1, 2])
+    folder = RealStereoFolder.open(path)
+    assert folder.hand_sides == ("right", "left")
+    np.testing.assert_array_equal(folder.hands_m(0), hands[0])
+    np.testing.assert_array_equal(folder.joints_m(2), hands[2, 0])  # the first slot's
+    assert folder.hands_inside(1).tolist() == [True, False]
+    # A frame is inside when every hand it labels is: frame 1's left hand is absent.
+    assert [folder.inside(f) for f in (0, 1, 2)] == [True, True, False]
+    assert RealStereoFolder.open(write_real_folder(tmp_path / "g")).hand_sides == ("",)
+
+
+@pytest.mark.parametrize(
+    ("override", "pattern"),
+    [
+        ({"hand_sides": np.array(["right", "up"])}, r"'hand_sides' expected 2 of 'right'"),
+        ({"hand_sides": np.array(["right"])}, r"'hand_sides' expected 2 of 'right'"),
+        ({"inside": np.ones(3, dtype=bool)}, r"'inside' expected bool shape \(3, 2\)"),
+        ({"joints_m": np.zeros((3, 2, 20, 3))}, r"'joints_m' expected float shape \(3, 21, 3\)"),
+    ],
+)
+def test_several_hands_bad_labels(tmp_path: Path, override: dict, pattern: str) -> None:
+    path = write_real_folder(tmp_path / "f", frames=(0, 1, 2), labels=False)
+    _two_hand_labels(path / "gt.npz", [0, 1, 2], **override)
+    with pytest.raises(DataError, match=pattern):
+        RealStereoFolder.open(path)

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from realdata_files import frame_joints, write_real_folder
+from realdata_files import frame_joints, write_labels, write_real_folder
 
 from stereo_hand_mesh.cli import main
 from stereo_hand_mesh.data import RealStereoFolder
 from stereo_hand_mesh.errors import ConfigError, ShapeError
 from stereo_hand_mesh.hand.joints import JOINT_NAMES
+from stereo_hand_mesh.pipeline.estimator import HandEstimate, HandsEstimate
 from stereo_hand_mesh.train.metrics import PCK_THRESHOLDS_MM
 from stereo_hand_mesh.train.real_eval import evaluate_real, reason_pattern
 
@@ -277,3 +278,60 @@ def test_eval_cli_on_a_real_folder(tmp_path: Path, capsys: pytest.CaptureFixture
     (path / "right.yaml").unlink()
     assert main(["eval", "--data", str(path), "--quiet"]) == 1
     assert "right.yaml" in capsys.readouterr().err
+
+
+class TwoHandPipeline:
+    """``process_hands`` answers from the frame number: a right hand 5 mm off its label in x,
+    a left hand 10 mm off in y except frame 1 (the left hand dropped, with a reason) and
+    frame 2 (two right hands: no left hand meshed)."""
+
+    def __init__(self, hands: np.ndarray) -> None:
+        self.hands = hands  # (M, 2, 21, 3) by frame
+
+    def reset(self) -> None:
+        pass
+
+    def process(self, *args: object, **kwargs: object) -> object:
+        raise AssertionError("a pipeline with process_hands is scored side by side")
+
+    def process_hands(
+        self, left: np.ndarray, right: np.ndarray, rig: object, stamp_s: float | None = None
+    ) -> HandsEstimate:
+        frame = int(left[0, 0, 0])
+        gt = self.hands[frame]
+        right_hand = HandEstimate(
+            True, "ok", 0.9, joints=gt[0] + [0.005, 0, 0], hand_id=0, handedness="right"
+        )
+        if frame == 1:
+            dropped = HandEstimate(False, "the views disagree on the hand's side", 0.0)
+            return HandsEstimate((right_hand,), (dropped,), "ok", {"fit": 1.0})
+        side = "right" if frame == 2 else "left"
+        other = HandEstimate(
+            True, "ok", 0.8, joints=gt[1] + [0, 0.010, 0], hand_id=1, handedness=side
+        )
+        return HandsEstimate((right_hand, other), (), "ok", {"fit": 1.0})
+
+
+def test_several_hands_scored_by_side(tmp_path: Path) -> None:
+    path = write_real_folder(tmp_path / "f", frames=(0, 1, 2, 3), labels=False)
+    hands = np.stack([np.stack([frame_joints(f), frame_joints(f + 100)]) for f in range(4)])
+    write_labels(
+        path / "gt.npz", [0, 1, 2, 3], joints_m=hands,
+        inside=np.ones((4, 2), dtype=bool), hand_sides=np.array(["right", "left"]),
+    )  # fmt: skip
+    result = evaluate_real(RealStereoFolder.open(path), TwoHandPipeline(hands))
+    assert result["frames_scored"] == 4 and result["hands_scored"] == 8
+    assert result["per_side"]["right"] == {
+        "scored": 4, "found": 4, "found_rate": 1.0, "mean_joint_error_mm": pytest.approx(5.0)
+    }  # fmt: skip
+    left = result["per_side"]["left"]
+    assert (left["scored"], left["found"]) == (4, 2)
+    assert left["mean_joint_error_mm"] == pytest.approx(10.0)
+    assert result["found"] == 6 and result["mean_joint_error_mm"] == pytest.approx(
+        (4 * 5.0 + 2 * 10.0) / 6
+    )
+    reasons = {(r["frame"], r["side"]): r["reason"] for r in result["per_frame"]}
+    assert "dropped: the views disagree on the hand's side" in reasons[(1, "left")]
+    assert reasons[(2, "left")].startswith("no left hand meshed")
+    ids = {(r["frame"], r["side"]): r.get("hand_id") for r in result["per_frame"]}
+    assert ids[(0, "right")] == 0 and ids[(3, "left")] == 1

@@ -152,7 +152,11 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> dict:
         default="auto",
         help="(real folder) inference backend",
     )
-    e.add_argument("--handedness", choices=("right", "left"), default="right")
+    e.add_argument(
+        "--handedness", choices=("auto", "right", "left"), default="auto",
+        help="(real folder) auto: each hand's side from the network; right/left: that side",
+    )  # fmt: skip
+    e.add_argument("--max-hands", type=int, default=2, help="(real folder) most hands per pair")
     e.add_argument(
         "--static",
         action="store_true",
@@ -349,6 +353,7 @@ def build_product_pipeline(args: argparse.Namespace) -> tuple[object, dict[str, 
 
     settings = PipelineSettings(
         handedness=args.handedness,
+        max_hands=getattr(args, "max_hands", 2),
         published_joints=getattr(args, "joints", "blended"),
         smoothing=not getattr(args, "static", False),
     )
@@ -395,9 +400,15 @@ def _run_real_eval(args: argparse.Namespace) -> int:
     ms = result["latency_ms"]["median"]
     print(
         f"eval: {args.data} ({result['mode']}, {described['backend']}): found "
-        f"{result['found']}/{result['frames_scored']}{errors}, "
+        f"{result['found']}/{result['hands_scored']}{errors}, "
         f"{'-' if ms is None else f'{ms:.1f}'} ms per pair (median)"
     )
+    for side, figures in result["per_side"].items():
+        side_mm = figures["mean_joint_error_mm"]
+        print(
+            f"eval: {side} hands: found {figures['found']}/{figures['scored']}"
+            + ("" if side_mm is None else f", mean {side_mm:.1f} mm")
+        )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")

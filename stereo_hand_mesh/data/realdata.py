@@ -17,8 +17,13 @@ digits zero-padded, usually to six). Every left image needs its right image and 
 
 - ``frames`` (M,) int: the frame numbers;
 - ``joints_m`` (M, 21, 3) float: joints in metres in the rectified left optical frame, in our
-  joint order, NaN where a joint is not labelled;
-- ``inside`` (M,) bool: the hand is wholly inside both images (the frames to score);
+  joint order, NaN where a joint is not labelled; or (M, H, 21, 3) for frames with up to H
+  hands (a hand absent from a frame: all its joints NaN);
+- ``inside`` (M,) bool: the hand is wholly inside both images (the frames to score); (M, H)
+  with several hands (per hand);
+- optional ``hand_sides`` (H,) str, ``"right"`` or ``"left"``: each hand slot's side (an
+  evaluation then compares every labelled hand with the estimate of its side; without it, a
+  single hand is compared with the most confident estimate);
 - ``joint_names`` (21,) str: the joint order, which must be ours
   (:data:`~stereo_hand_mesh.hand.joints.JOINT_NAMES`);
 - optional per-frame arrays with M rows (``n_views``, ``reproj_px``, ``uv_left``,
@@ -100,19 +105,34 @@ class RealStereoLabels:
 
     Attributes:
         frames: (M,) int64 frame numbers, unique.
-        joints_m: (M, 21, 3) float64 joints in metres, rectified left optical frame, our
-            joint order; NaN where a joint has no label.
-        inside: (M,) bool, True where the hand is wholly inside both images.
+        hands_m: (M, H, 21, 3) float64 joints of up to H hands per frame in metres,
+            rectified left optical frame, our joint order; NaN where a joint has no label
+            (all NaN: the hand is not in the frame). H is 1 for a ``(M, 21, 3)`` file.
+        hands_inside: (M, H) bool, True where the hand is wholly inside both images.
         source: the file they came from.
         image_size: (width, height) in pixels the labels were made for, or None when the
             file does not say.
+        hand_sides: (H,) each hand slot's side, ``"right"`` or ``"left"``, or ``""`` where
+            the file does not say.
     """
 
     frames: np.ndarray
-    joints_m: np.ndarray
-    inside: np.ndarray
+    hands_m: np.ndarray
+    hands_inside: np.ndarray
     source: Path
     image_size: tuple[int, int] | None = None
+    hand_sides: tuple[str, ...] = ("",)
+
+    @property
+    def joints_m(self) -> np.ndarray:
+        """(M, 21, 3) the first hand slot's joints (the only one in a one-hand file)."""
+        return self.hands_m[:, 0]
+
+    @property
+    def inside(self) -> np.ndarray:
+        """(M,) True where every labelled hand of the frame is wholly inside both images."""
+        labelled = np.isfinite(self.hands_m).any(axis=(2, 3))
+        return (self.hands_inside | ~labelled).all(axis=1) & labelled.any(axis=1)
 
     def row(self, frame: int) -> int | None:
         """Row of ``frame`` in the arrays, or None when it is not labelled."""
@@ -157,16 +177,35 @@ def read_real_stereo_labels(path: str | os.PathLike[str]) -> RealStereoLabels:
             f"{path} 'frames' expected a 1-D integer array; got {frames.dtype} {frames.shape}"
         )
     count = frames.shape[0]
-    if joints.shape != (count, NUM_JOINTS, 3) or not np.issubdtype(joints.dtype, np.floating):
+    one_hand = joints.shape == (count, NUM_JOINTS, 3)
+    several = joints.ndim == 4 and joints.shape[0] == count and joints.shape[2:] == (NUM_JOINTS, 3)
+    if not (one_hand or several) or not np.issubdtype(joints.dtype, np.floating):
         raise DataError(
             f"{path} 'joints_m' expected float shape ({count}, {NUM_JOINTS}, 3) (one row per "
-            f"entry of 'frames'); got {joints.dtype} {joints.shape}"
+            f"entry of 'frames'), or ({count}, H, {NUM_JOINTS}, 3) for up to H hands per "
+            f"frame; got {joints.dtype} {joints.shape}"
         )
-    if inside.shape != (count,) or inside.dtype != np.bool_:
+    hands = joints[:, None] if one_hand else joints
+    n_hands = hands.shape[1]
+    if n_hands < 1:
         raise DataError(
-            f"{path} 'inside' expected bool shape ({count},) (one per entry of 'frames'); got "
-            f"{inside.dtype} {inside.shape}"
+            f"{path} 'joints_m' expected at least one hand slot; got shape (.., 0, ..)"
         )
+    want_inside = (count,) if one_hand else (count, n_hands)
+    if inside.shape != want_inside or inside.dtype != np.bool_:
+        raise DataError(
+            f"{path} 'inside' expected bool shape {want_inside} (one per entry of 'frames'"
+            f"{'' if one_hand else ' and hand'}); got {inside.dtype} {inside.shape}"
+        )
+    sides: tuple[str, ...] = ("",) * n_hands
+    if "hand_sides" in data:
+        got_sides = tuple(str(v) for v in np.asarray(data["hand_sides"]).reshape(-1))
+        if len(got_sides) != n_hands or not set(got_sides) <= {"right", "left"}:
+            raise DataError(
+                f"{path} 'hand_sides' expected {n_hands} of 'right' / 'left' (one per hand "
+                f"slot of 'joints_m'); got {list(got_sides)}"
+            )
+        sides = got_sides
     for key in _OPTIONAL_PER_FRAME:
         if key in data and (data[key].ndim == 0 or data[key].shape[0] != count):
             raise DataError(
@@ -200,10 +239,11 @@ def read_real_stereo_labels(path: str | os.PathLike[str]) -> RealStereoLabels:
         image_size = (int(data["width"].item()), int(data["height"].item()))
     return RealStereoLabels(
         frames=frames.astype(np.int64),
-        joints_m=joints.astype(np.float64),
-        inside=inside.copy(),
+        hands_m=hands.astype(np.float64),
+        hands_inside=inside.reshape(count, n_hands).copy(),
         source=path,
         image_size=image_size,
+        hand_sides=sides,
     )
 
 
@@ -437,9 +477,39 @@ class RealStereoFolder:
         row = None if labels is None else labels.row(frame)
         return None if labels is None or row is None else labels.joints_m[row].copy()
 
+    @property
+    def hand_sides(self) -> tuple[str, ...]:
+        """Each labelled hand slot's side (``"right"``, ``"left"``, or ``""`` unknown); one
+        unknown slot without labels."""
+        return ("",) if self.labels is None else self.labels.hand_sides
+
+    def hands_m(self, frame: int) -> np.ndarray | None:
+        """(H, 21, 3) the labelled joints of every hand slot of ``frame`` (metres; all NaN
+        where that hand is absent), or None when the frame is unlabelled.
+
+        Raises:
+            DataError: the folder has no such frame.
+        """
+        self._check_frame(frame)
+        labels = self.labels
+        row = None if labels is None else labels.row(frame)
+        return None if labels is None or row is None else labels.hands_m[row].copy()
+
+    def hands_inside(self, frame: int) -> np.ndarray | None:
+        """(H,) whether each hand slot of ``frame`` is wholly inside both images, or None
+        when the frame is unlabelled.
+
+        Raises:
+            DataError: the folder has no such frame.
+        """
+        self._check_frame(frame)
+        labels = self.labels
+        row = None if labels is None else labels.row(frame)
+        return None if labels is None or row is None else labels.hands_inside[row].copy()
+
     def inside(self, frame: int) -> bool | None:
-        """Whether the hand of ``frame`` is wholly inside both images (the frames to score);
-        None when the frame is unlabelled.
+        """Whether every labelled hand of ``frame`` is wholly inside both images (the frames
+        to score); None when the frame is unlabelled.
 
         Raises:
             DataError: the folder has no such frame.

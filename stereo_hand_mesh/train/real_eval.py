@@ -5,17 +5,20 @@ RealStereoFolder` in frame order through a pipeline object (the product's
 :class:`~stereo_hand_mesh.pipeline.estimator.HandMeshPipeline` or anything with the same
 ``reset`` / ``process`` API, see :class:`PairPipeline`) and scores what it returns.
 
-Which frames are scored: with labels, the labelled frames whose hand is wholly inside both
+Which frames are scored: with labels, the labelled frames with a hand wholly inside both
 images (``inside``; every labelled frame with ``only_inside=False``); without labels, every
-frame (found rate and latency only). Which frames are played: in static mode only the scored
-ones, each after ``pipeline.reset()`` (like MediaPipe's ``static_image_mode``); in tracking
-mode every frame in order, with a reset at the start and wherever the frame numbers jump
-(a gap), so the tracker sees the hand arrive as it would live.
+frame (found rate and latency only). Each labelled hand of a scored frame is scored on its own
+(a folder may label several hands per frame): against the pipeline's estimate of the hand's
+side when the labels name the sides (``hand_sides``; a pipeline with ``process_hands``), else
+against the most confident estimate (the pipeline's ``process``). Which frames are played: in
+static mode only the scored ones, each after ``pipeline.reset()`` (like MediaPipe's
+``static_image_mode``); in tracking mode every frame in order, with a reset at the start and
+wherever the frame numbers jump (a gap), so the tracker sees the hand arrive as it would live.
 
 Errors follow the peer tool (``../shared/tools/peer_mediapipe.py``): per scored frame that
 was found, the mean over the joints that have a label of the Euclidean distance in the left
 optical frame; the figures are the mean and the median of these per-frame means, in mm.
-Frames where nothing was found are counted in ``found`` and left out of the error figures.
+Hands that were not found are counted in ``found`` and left out of the error figures.
 """
 
 from __future__ import annotations
@@ -87,31 +90,66 @@ def reason_pattern(reason: str) -> str:
     return _NUMBER.sub("#", reason)
 
 
+def _hands_to_score(folder: RealStereoFolder, frame: int, only_inside: bool) -> list[int]:
+    """The hand slots of ``frame`` to score: labelled (some joint), and wholly inside both
+    images unless ``only_inside`` is False; ``[-1]`` (the frame, no label) without labels."""
+    if not folder.has_labels:
+        return [-1]
+    hands, inside = folder.hands_m(frame), folder.hands_inside(frame)
+    if hands is None or inside is None:
+        return []
+    labelled = np.isfinite(hands).any(axis=(1, 2))
+    return [int(h) for h in np.flatnonzero(labelled & (inside | (not only_inside)))]
+
+
 def _frames_to_play(
     folder: RealStereoFolder,
     tracking: bool,
     only_inside: bool,
     limit: int | None,
     frames: slice | None = None,
-) -> tuple[list[int], set[int]]:
-    """(frames played in order, frames scored), both within the selection ``frames``
-    (positions in ``folder.frames``)."""
+) -> tuple[list[int], dict[int, list[int]]]:
+    """(frames played in order, frame scored -> its hand slots to score), both within the
+    selection ``frames`` (positions in ``folder.frames``)."""
     selected = select_frames(folder.frames, frames)
-    if folder.has_labels:
-        scored = [
-            f
-            for f in selected
-            if folder.inside(f) is not None and (folder.inside(f) or not only_inside)
-        ]
-    else:
-        scored = list(selected)
+    slots = {f: _hands_to_score(folder, f, only_inside) for f in selected}
+    scored = [f for f in selected if slots[f]]
     if limit is not None:
         scored = scored[:limit]
     if not tracking:
-        return scored, set(scored)
+        return scored, {f: slots[f] for f in scored}
     last = scored[-1] if scored else None
     played = [f for f in selected if last is not None and f <= last]
-    return played, set(scored)
+    return played, {f: slots[f] for f in scored}
+
+
+def _estimate_for(result: Any, side: str) -> Any:
+    """The estimate to score for a hand of ``side`` (``""``: unknown): from a
+    ``process_hands`` result its side's hand (or, side unknown, its primary hand); a
+    ``process`` result as it is."""
+    if not hasattr(result, "hands"):
+        return result
+    if side:
+        est = result.side(side)
+        if est is not None:
+            return est
+        own = [h for h in result.dropped if h.handedness == side]
+        reason = own[0].reason if own else (
+            f"no {side} hand meshed ({result.summary()})" if result.found else result.reason
+        )  # fmt: skip
+        return _NotFound(reason, result.timings_ms)
+    return result.primary
+
+
+class _NotFound:
+    """A not-found estimate for a side the pipeline gave no mesh."""
+
+    found = False
+    joints = None
+
+    def __init__(self, reason: str, timings_ms: dict[str, float]) -> None:
+        self.reason = reason
+        self.timings_ms = timings_ms
 
 
 #: Further joint sets an estimate may carry, scored beside the published joints on the same
@@ -259,6 +297,9 @@ def evaluate_real(
         folder = RealStereoFolder.open(folder)
     thresholds = np.asarray(thresholds_mm, dtype=np.float64).reshape(-1)
     played, scored = _frames_to_play(folder, tracking, only_inside, limit, frames)
+    sides = folder.hand_sides
+    by_side = any(sides) and hasattr(pipeline, "process_hands")
+    per_side: dict[str, dict[str, Any]] = {}
 
     frames_iter: Any = played
     if progress:
@@ -281,43 +322,59 @@ def evaluate_real(
         previous = frame
         left, right = folder.read_pair(frame)
         t0 = time.perf_counter()
-        est = pipeline.process(left, right, folder.rig, frame / frame_rate_hz)
+        if by_side:
+            result = pipeline.process_hands(left, right, folder.rig, frame / frame_rate_hz)
+        else:
+            result = pipeline.process(left, right, folder.rig, frame / frame_rate_hz)
         latency_ms = (time.perf_counter() - t0) * 1e3
         if frame not in scored:
             continue
         latencies.append(latency_ms)
-        for stage, ms in est.timings_ms.items():
+        for stage, ms in result.timings_ms.items():
             stages.setdefault(stage, []).append(float(ms))
-        gt = folder.joints_m(frame)
-        error_mm = None
-        if est.found:
-            found += 1
-            joints = _checked_joints(est, frame)
-            if gt is not None:
-                preds.append(joints)
-                gts.append(gt)
-                for name in ALTERNATIVE_JOINTS:
-                    alt = getattr(est, name, None)
-                    if alt is not None and np.isfinite(alt).all():
-                        alt_preds[name].append(np.asarray(alt, dtype=np.float64))
-                        alt_gts[name].append(gt)
-                known = np.isfinite(gt).all(axis=1)
-                if known.any():
-                    diff = joints[known] - gt[known]
-                    error_mm = 1000.0 * float(np.linalg.norm(diff, axis=1).mean())
-        else:
-            reasons[reason_pattern(est.reason)] += 1
-        records.append(
-            {
+        all_gt = folder.hands_m(frame)
+        for slot in scored[frame]:
+            side = sides[slot] if (by_side and slot >= 0) else ""
+            est = _estimate_for(result, side)
+            gt = None if (all_gt is None or slot < 0) else all_gt[slot]
+            error_mm = None
+            if est.found:
+                found += 1
+                joints = _checked_joints(est, frame)
+                if gt is not None:
+                    preds.append(joints)
+                    gts.append(gt)
+                    for name in ALTERNATIVE_JOINTS:
+                        alt = getattr(est, name, None)
+                        if alt is not None and np.isfinite(alt).all():
+                            alt_preds[name].append(np.asarray(alt, dtype=np.float64))
+                            alt_gts[name].append(gt)
+                    known = np.isfinite(gt).all(axis=1)
+                    if known.any():
+                        diff = joints[known] - gt[known]
+                        error_mm = 1000.0 * float(np.linalg.norm(diff, axis=1).mean())
+            else:
+                reasons[reason_pattern(est.reason)] += 1
+            if side:
+                tally = per_side.setdefault(side, {"scored": 0, "found": 0, "errors_mm": []})
+                tally["scored"] += 1
+                tally["found"] += int(bool(est.found))
+                if error_mm is not None:
+                    tally["errors_mm"].append(error_mm)
+            record = {
                 "frame": frame,
                 "found": bool(est.found),
                 "reason": est.reason,
                 "error_mm": error_mm,
                 "latency_ms": latency_ms,
             }
-        )
+            if slot >= 0 and len(sides) > 1:
+                record |= {"hand": slot, "side": sides[slot]}
+            if est.found and getattr(est, "hand_id", -1) >= 0:
+                record |= {"hand_id": int(est.hand_id), "handedness": est.handedness}
+            records.append(record)
 
-    n = len(scored)
+    n = len(records)
     result: dict[str, Any] = {
         "data": str(folder.path),
         "mode": "tracking" if tracking else "static",
@@ -327,7 +384,8 @@ def evaluate_real(
         "frames": frame_slice_text(frames),
         "frames_total": len(folder),
         "frames_played": len(played),
-        "frames_scored": n,
+        "frames_scored": len(scored),
+        "hands_scored": n,
         "found": found,
         "found_rate": found / n if n else None,
         "not_found_reasons": dict(reasons.most_common()),
@@ -349,5 +407,14 @@ def evaluate_real(
         "mean": _mean_or_none(latencies),
     }
     result["stage_ms_median"] = {stage: statistics.median(v) for stage, v in stages.items()}
+    result["per_side"] = {
+        side: {
+            "scored": t["scored"],
+            "found": t["found"],
+            "found_rate": t["found"] / t["scored"] if t["scored"] else None,
+            "mean_joint_error_mm": _mean_or_none(t["errors_mm"]),
+        }
+        for side, t in sorted(per_side.items())
+    }
     result["per_frame"] = records
     return result
