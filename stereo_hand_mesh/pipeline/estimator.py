@@ -5,19 +5,28 @@ into a mesh -> confidence -> temporal filter.
 Numpy in, numpy out; no torch unless the networks run on torch. The node, the ``infer`` and
 ``eval`` commands, the benchmarks and the tests all drive :class:`HandMeshPipeline`.
 
-Per pair:
+Per pair, for up to ``max_hands`` hands (:meth:`HandMeshPipeline.process_hands`; each hand is
+a track of its own: identity, side, crops, warm start, filter):
 
-1. **Find the hand.** While tracking, each view's crop comes from the previous pair's
-   keypoints in that view (:func:`~stereo_hand_mesh.pipeline.palm.roi_from_landmarks`). At a
-   cold start the palm detector runs on both letterboxed views in one batch; the left view's
-   best palm is paired with the right view's palm on the same rows (rectified pair) at a
-   positive disparity (:func:`pair_palms`), and each palm gives an upright crop
-   (:func:`~stereo_hand_mesh.pipeline.palm.roi_from_palm`). An external ROI (left image,
-   ``(x0, y0, side)``) replaces the left palm.
-2. **Keypoints.** The landmark network runs on both crops in one batch: 21 keypoints per view,
-   presence, handedness and metric world landmarks. At a cold start the crops are re-cut
-   once from these keypoints and the network runs again (``refine_cold_start``). A view whose
-   presence is below ``min_presence`` means no hand (while tracking: a cold start first).
+1. **Find the hands.** While tracking, each view's crop of a hand comes from the previous
+   pair's keypoints of that hand in that view
+   (:func:`~stereo_hand_mesh.pipeline.palm.roi_from_landmarks`). With no hand tracked (and,
+   while fewer than ``max_hands`` are, every ``new_hand_search_period`` pairs) the palm
+   detector runs on both letterboxed views in one batch; each left palm is paired with a
+   right-view palm on the same rows (rectified pair) at a positive disparity
+   (:func:`pair_all_palms`), and each palm gives an upright crop
+   (:func:`~stereo_hand_mesh.pipeline.palm.roi_from_palm`). A palm on a tracked hand is that
+   hand. An external ROI (left image, ``(x0, y0, side)``) replaces the left palms.
+2. **Keypoints.** The landmark network runs on both crops of every hand in one batch: 21
+   keypoints per view, presence, handedness and metric world landmarks. A new hand's crops
+   are re-cut once from these keypoints and the network runs again (``refine_cold_start``).
+   A view whose presence is below ``min_presence`` means no hand there (a tracked hand is
+   forgotten). Two candidates whose keypoints overlap in both views are one hand
+   (``duplicate_iou``).
+   **Side.** A new hand's side is the sign of its two views' summed log-odds of being a
+   right hand; views that disagree firmly (``handedness_margin``) drop it, and
+   ``handedness: right|left`` drops hands both views put on the other side. A tracked hand
+   keeps its side unless the network's running evidence turns firmly the other way.
 3. **3D.** Each keypoint's disparity ``(u_l - cx_l) - (u_r - cx_r)`` gives its depth.
 4. **Mesh.** The template hand is fitted to both views' keypoints
    (:func:`~stereo_hand_mesh.pipeline.fit.fit_hand`, warm-started from the previous pair):
@@ -96,9 +105,10 @@ class PipelineSettings:
         handedness_margin: a new hand's two views disagree on its side when one view's
             P(right) is above ``0.5 + margin`` and the other's below ``0.5 - margin``; it is
             then dropped. Otherwise the side is that of the summed log-odds of both views.
-        duplicate_iou: two candidate hands whose left-view keypoints' bounding boxes overlap
-            by more than this (intersection over union) are one hand: the older track (or
-            the more present candidate) is kept.
+        duplicate_iou: two candidate hands whose keypoints' bounding boxes overlap by more
+            than this (intersection over union) in both views are one hand: the older track
+            (or the more present candidate) is kept. A new palm whose crop overlaps a tracked
+            hand's by more than this is that hand.
         min_confidence: below this overall confidence no mesh is output.
         min_presence: below this landmark-network presence in either view, no hand.
         palm_min_score: the palm detector's score threshold at a cold start.
@@ -469,6 +479,14 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def _same_hand(a: _Keypoints, b: _Keypoints, min_iou: float) -> bool:
+    """True when two candidates' keypoints overlap by more than ``min_iou`` in BOTH views
+    (two hands that overlap in one view only lie at different depths: two hands)."""
+    return all(
+        _box_iou(_keypoint_box(a.uv[v]), _keypoint_box(b.uv[v])) > min_iou for v in range(2)
+    )
+
+
 def _crop_box(crop: RotatedCrop) -> np.ndarray:
     """(4,) the axis-aligned bounds of a crop's inscribed circle, pixels (rotation-free)."""
     r = crop.side / 2
@@ -530,9 +548,9 @@ class HandMeshPipeline:
 
     def _detect(
         self, left: np.ndarray, right: np.ndarray, rig: StereoRig, roi: tuple | None
-    ) -> list[StereoCrops] | str:
+    ) -> tuple[list[StereoCrops], list[str]]:
         """Search: the crops of every hand the palm detector finds in both views, best
-        first, or why there is none.
+        first, and why the other palms give no hand (or why there is none at all).
 
         With an ``roi``, the detector's left input is that region instead of the whole left
         view (a palm found in it gives the crop's rotation; none: an upright crop of it), and
@@ -565,11 +583,12 @@ class HandMeshPipeline:
             side = roi_box.side / 2.6  # roi_from_palm grows the palm 2.6 times
             palms[0] = [PalmDetection(1.0, np.r_[c[0], c[1] + side / 2, side, side], keypoints)]
         if not palms[0]:
-            return "no hand found (no palm in the left view)"
+            return [], ["no hand found (no palm in the left view)"]
         if roi_box is not None:
             palms[0] = palms[0][:1]
         pairs = pair_all_palms(palms[0], palms[1], rig, s.stereo_row_tolerance)
         paired = {id(pl) for pl, _ in pairs}
+        notes = []
         # A left palm whose right twin the detector missed or put off the rows: match its
         # pixels along the same rows.
         for pl in palms[0]:
@@ -577,12 +596,14 @@ class HandMeshPipeline:
                 twin = _matched_palm(left, right, pl, rig, s.locator)
                 if twin is not None:
                     pairs.append(twin)
-        if not pairs:
-            return (
-                "hand seen in the left view only: no right-view palm on its rows at a positive "
-                "disparity, and its pixels match nothing there"
-            )
-        return [StereoCrops(roi_from_palm(pl, size), roi_from_palm(pr, size)) for pl, pr in pairs]
+                else:
+                    notes.append(
+                        f"hand seen in the left view only (palm at {pl.box[0]:.0f}, "
+                        f"{pl.box[1]:.0f} px): no right-view palm on its rows at a positive "
+                        "disparity, and its pixels match nothing there"
+                    )
+        crops = [StereoCrops(roi_from_palm(pl, size), roi_from_palm(pr, size)) for pl, pr in pairs]
+        return crops, notes
 
     def _keypoints(
         self, left: np.ndarray, right: np.ndarray, crops: list[StereoCrops]
@@ -693,10 +714,11 @@ class HandMeshPipeline:
         if search:
             self._pairs_since_search = 0
             t1 = time.perf_counter()
-            found = self._detect(left, right, rig, roi)
+            found, notes = self._detect(left, right, rig, roi)
             times["detect"] = (time.perf_counter() - t1) * 1e3
-            if isinstance(found, str):
-                none_reason = found
+            dropped.extend(self._dropped(note) for note in notes if not note.startswith("no "))
+            if not found:
+                none_reason = notes[0] if notes else none_reason
             else:
                 held = [_crop_box(c.crops.left) for c in candidates]
                 fresh = [
@@ -733,11 +755,7 @@ class HandMeshPipeline:
         )  # fmt: skip
         kept: list[_Candidate] = []
         for cand in candidates:
-            box = _keypoint_box(cand.kp.uv[0])
-            twin = next(
-                (k for k in kept if _box_iou(_keypoint_box(k.kp.uv[0]), box) > s.duplicate_iou),
-                None,
-            )
+            twin = next((k for k in kept if _same_hand(k.kp, cand.kp, s.duplicate_iou)), None)
             if twin is not None:
                 what = f"#{twin.track.hand_id}" if twin.track else "another candidate"
                 dropped.append(self._dropped(f"duplicate of hand {what}", cand.crops, cand.kp))

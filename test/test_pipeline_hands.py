@@ -1,0 +1,182 @@
+"""Several hands per pair (issue 18): HandMeshPipeline.process_hands on real renders.
+
+A pair with two hands is made from one rendered pair of a right hand and its mirror image:
+flipping a rectified pair left-right and swapping its views gives a valid rectified pair of
+the mirrored scene (a LEFT hand, at 3D ``x' = b - x + (W - 1 - 2 cx) z / fx``); its hand
+pixels are pasted over the original pair where the two hands do not overlap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from stereo_hand_mesh.data.camera_info_yaml import STB_BUMBLEBEE2
+from stereo_hand_mesh.data.synth import SynthSettings, iter_synthetic_pairs
+from stereo_hand_mesh.geometry import StereoRig
+from stereo_hand_mesh.pipeline.estimator import HandMeshPipeline, HandsEstimate, PipelineSettings
+
+#: Renders (source domain, seed 11) whose hand and its mirror image do not overlap in
+#: either view, and whose two hands the shipped lite networks mesh.
+TWO_HANDS = (2, 8)
+SEED = 11
+#: Joint error bounds of a meshed hand, metres (as test_pipeline_keypoints).
+MEAN_JOINT_M, MAX_JOINT_M = 0.025, 0.07
+
+
+@dataclass(frozen=True)
+class TwoHandPair:
+    left: np.ndarray
+    right: np.ndarray
+    truth: dict[str, np.ndarray]  # side -> (21, 3) metres
+    one_view: tuple[np.ndarray, np.ndarray]  # the left hand pasted into the left view only
+
+
+def _two_hands(index: int, rig: StereoRig) -> TwoHandPair:
+    (p,) = iter_synthetic_pairs(SynthSettings(domain="source"), 1, seed=SEED, start=index)
+    mirror_l, mirror_r = p.right[:, ::-1], p.left[:, ::-1]
+    mask_l, mask_r = p.mask_right[:, ::-1], p.mask_left[:, ::-1]
+    assert not (mask_l & p.mask_left).any() and not (mask_r & p.mask_right).any()
+    left = np.where(mask_l[..., None], mirror_l, p.left)
+    right = np.where(mask_r[..., None], mirror_r, p.right)
+    joints = p.annotation["joints"]
+    width, cam = p.left.shape[1], rig.left
+    mirrored = joints.copy()
+    mirrored[:, 0] = rig.baseline - joints[:, 0] + (width - 1 - 2 * cam.cx) * joints[:, 2] / cam.fx
+    return TwoHandPair(
+        np.ascontiguousarray(left),
+        np.ascontiguousarray(right),
+        {"right": joints, "left": mirrored},
+        (np.ascontiguousarray(left), np.ascontiguousarray(p.right)),
+    )
+
+
+@pytest.fixture(scope="module")
+def rig() -> StereoRig:
+    return StereoRig.from_camera_info(*STB_BUMBLEBEE2.camera_infos())
+
+
+@pytest.fixture(scope="module")
+def scenes(rig: StereoRig) -> list[TwoHandPair]:
+    return [_two_hands(i, rig) for i in TWO_HANDS]
+
+
+@pytest.fixture(scope="module")
+def nets():
+    from stereo_hand_mesh.runtime.keypoint_nets import create_hand_nets
+
+    return create_hand_nets("onnxruntime", "lite", intra_op_threads=1)
+
+
+def _pipeline(nets, **settings) -> HandMeshPipeline:
+    return HandMeshPipeline(nets, PipelineSettings(smoothing=False, **settings))
+
+
+def _assert_sides_near(result: HandsEstimate, truth: dict[str, np.ndarray], what: str) -> None:
+    assert sorted(h.handedness for h in result.hands) == ["left", "right"], (
+        f"{what}: {result.summary()}"
+    )
+    for side, joints in truth.items():
+        est = result.side(side)
+        err = np.linalg.norm(est.joints - joints, axis=1)
+        assert err.mean() < MEAN_JOINT_M and err.max() < MAX_JOINT_M, (
+            f"{what}, {side} hand: mean {1e3 * err.mean():.1f} mm, worst {1e3 * err.max():.1f} mm"
+        )
+
+
+def test_two_hands_meshed_each_with_its_side(nets, scenes, rig: StereoRig) -> None:
+    pipeline = _pipeline(nets, tracking=False)
+    for index, scene in zip(TWO_HANDS, scenes, strict=True):
+        result = pipeline.process_hands(scene.left, scene.right, rig)
+        _assert_sides_near(result, scene.truth, f"render {index}")
+        assert len({h.hand_id for h in result.hands}) == 2
+        assert result.primary is max(result.hands, key=lambda h: h.confidence)
+        # The faces of each side wind outward for it (a left hand is mirrored).
+        np.testing.assert_array_equal(
+            pipeline.faces_for("left"), pipeline.faces_for("right")[:, ::-1]
+        )
+
+
+def test_tracked_hands_keep_their_ids_and_sides(nets, scenes, rig: StereoRig) -> None:
+    pipeline = _pipeline(nets)
+    scene = scenes[0]
+    first = pipeline.process_hands(scene.left, scene.right, rig, 0.0)
+    ids = {h.handedness: h.hand_id for h in first.hands}
+    assert set(ids) == {"left", "right"}, first.summary()
+    for k in range(1, 8):
+        result = pipeline.process_hands(scene.left, scene.right, rig, k / 30)
+        assert {h.handedness: h.hand_id for h in result.hands} == ids, result.summary()
+        assert "detect" not in result.timings_ms  # both tracked: no palm search
+    # A pair without the hands forgets them; the next pair gives new identities.
+    blank = np.full_like(scene.left, 90)
+    assert not pipeline.process_hands(blank, blank, rig, 1.0).found
+    again = pipeline.process_hands(scene.left, scene.right, rig, 1.1)
+    assert min(h.hand_id for h in again.hands) > max(ids.values()), again.summary()
+
+
+def test_max_hands_and_handedness_restrict(nets, scenes, rig: StereoRig) -> None:
+    scene = scenes[0]
+    one = _pipeline(nets, max_hands=1, tracking=False).process_hands(scene.left, scene.right, rig)
+    assert len(one.hands) == 1
+    assert any("more than max_hands 1" in h.reason for h in one.dropped), one.summary()
+    for side, other in (("right", "left"), ("left", "right")):
+        result = _pipeline(nets, handedness=side, tracking=False).process_hands(
+            scene.left, scene.right, rig
+        )
+        assert [h.handedness for h in result.hands] == [side], result.summary()
+        assert any(f"a {other} hand in both views" in h.reason for h in result.dropped), (
+            result.summary()
+        )
+
+
+class _DisagreeingNets:
+    """The shipped networks, except that each right-view crop's handedness is turned round
+    (the right view then says the other side)."""
+
+    def __init__(self, nets) -> None:
+        self.detector, self.name, self.reason = nets.detector, nets.name, nets.reason
+        self.landmarks = _FlippedHandedness(nets.landmarks)
+
+
+class _FlippedHandedness:
+    def __init__(self, net) -> None:
+        self.net, self.input_size, self.path = net, net.input_size, net.path
+
+    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        out = dict(self.net.run(images))
+        handed = np.array(out["handedness"], dtype=np.float32).reshape(-1)
+        handed[1::2] = 1.0 - handed[1::2]
+        out["handedness"] = handed.reshape(np.shape(out["handedness"]))
+        return out
+
+
+def test_views_that_disagree_on_the_side_drop_the_hand(nets, scenes, rig: StereoRig) -> None:
+    pipeline = HandMeshPipeline(_DisagreeingNets(nets), PipelineSettings(tracking=False))
+    result = pipeline.process_hands(scenes[0].left, scenes[0].right, rig)
+    assert not result.found
+    assert len(result.dropped) == 2, result.summary()
+    assert all("the views disagree on the hand's side" in h.reason for h in result.dropped)
+    assert result.primary.reason == result.dropped[0].reason or not result.primary.found
+
+
+def test_hand_in_one_view_only(nets, scenes, rig: StereoRig) -> None:
+    left, right = scenes[0].one_view  # the left hand is missing from the right view
+    result = _pipeline(nets, tracking=False).process_hands(left, right, rig)
+    assert [h.handedness for h in result.hands] == ["right"], result.summary()
+    est = result.side("right")
+    assert np.linalg.norm(est.joints - scenes[0].truth["right"], axis=1).mean() < MEAN_JOINT_M
+    assert result.dropped and all(h.reason for h in result.dropped), result.summary()
+
+
+def test_one_hand_searched_every_pair_is_not_duplicated(nets, scenes, rig: StereoRig) -> None:
+    (p,) = iter_synthetic_pairs(SynthSettings(domain="source"), 1, seed=SEED, start=TWO_HANDS[0])
+    pipeline = _pipeline(nets, new_hand_search_period=1)
+    ids = set()
+    for k in range(6):
+        result = pipeline.process_hands(p.left, p.right, rig, k / 30)
+        assert len(result.hands) == 1, result.summary()
+        assert "detect" in result.timings_ms  # the search ran, and found only this hand
+        ids.add(result.hands[0].hand_id)
+    assert len(ids) == 1
