@@ -27,6 +27,7 @@ from stereo_hand_mesh.data import (
     iter_stereo_samples,
     stereo_source_kind,
     write_image_png,
+    write_real_stereo_folder,
 )
 from stereo_hand_mesh.errors import CameraInfoError, DataError
 from stereo_hand_mesh.hand.joints import JOINT_NAMES
@@ -236,3 +237,26 @@ def test_several_hands_bad_labels(tmp_path: Path, override: dict, pattern: str) 
     _two_hand_labels(path / "gt.npz", [0, 1, 2], **override)
     with pytest.raises(DataError, match=pattern):
         RealStereoFolder.open(path)
+
+
+def test_write_real_stereo_folder_round_trip(tmp_path: Path) -> None:
+    left_info, right_info = stereo_infos(W, H)
+    pairs = [(frame_image(f, "left", W, H), frame_image(f, "right", W, H)) for f in range(3)]
+    hands = np.stack([np.stack([frame_joints(f), frame_joints(f + 100)]) for f in range(2)])
+    hands[1, 1] = np.nan  # frame 1: no left hand
+    hands[0, 1, 3] = [5.0, 0.0, 0.6]  # frame 0: the left hand reaches out of the images
+    path = write_real_stereo_folder(
+        tmp_path / "sim", left_info, right_info, pairs, hands, ("right", "left"), "test"
+    )
+    folder = RealStereoFolder.open(path)
+    assert folder.frames == (0, 1, 2) and folder.hand_sides == ("right", "left")
+    np.testing.assert_array_equal(folder.read_pair(2)[1], pairs[2][1])
+    np.testing.assert_allclose(folder.hands_m(0), hands[0])
+    assert folder.hands_m(2) is None  # unlabelled
+    assert folder.hands_inside(0).tolist() == [True, False]
+    assert folder.hands_inside(1).tolist() == [True, False]  # absent: not inside
+    assert folder.inside(1) is True  # every labelled hand of frame 1 is inside
+    with pytest.raises(DataError, match="expected a new folder"):
+        write_real_stereo_folder(path, left_info, right_info, pairs)
+    with pytest.raises(DataError, match=r"hands_m expected shape \(M <= 3 frames"):
+        write_real_stereo_folder(tmp_path / "bad", left_info, right_info, pairs, hands[0])

@@ -44,6 +44,7 @@ from stereo_hand_mesh.data.realdata import (
     RealStereoLabels,
     is_real_stereo_folder,
     read_real_stereo_labels,
+    write_real_stereo_folder,
 )
 from stereo_hand_mesh.data.recording import (
     RecorderSettings,
@@ -130,5 +131,6 @@ __all__ = [
     "write_camera_info_yaml",
     "write_image_png",
     "write_mask_png",
+    "write_real_stereo_folder",
     "write_stereo_bag",
 ]

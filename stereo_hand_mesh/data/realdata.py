@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +63,7 @@ __all__ = [
     "RealStereoLabels",
     "is_real_stereo_folder",
     "read_real_stereo_labels",
+    "write_real_stereo_folder",
 ]
 
 REAL_LABELS_FILE = "gt.npz"
@@ -542,3 +543,97 @@ class RealStereoFolder:
         """Every frame in order as :meth:`read_sample` gives it."""
         for frame in self.frames:
             yield self.read_sample(frame, load_ground_truth=load_ground_truth)
+
+
+def write_real_stereo_folder(
+    path: str | os.PathLike[str],
+    left_info: CameraInfoFields,
+    right_info: CameraInfoFields,
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]],
+    hands_m: np.ndarray | None = None,
+    hand_sides: Sequence[str] | None = None,
+    doc: str = "",
+) -> Path:
+    """Write rectified stereo pairs (and optional 3D labels of one or more hands per frame)
+    as a real stereo folder (module docstring), the format :meth:`RealStereoFolder.open`
+    reads: e.g. a simulated sequence scored exactly as real recordings are.
+
+    A hand is ``inside`` a frame when all its labelled joints project inside both images.
+
+    Args:
+        path: the folder to create (must not exist).
+        left_info: left camera_info (``left.yaml``).
+        right_info: right camera_info (``right.yaml``).
+        pairs: (left, right) (H, W, 3) uint8 RGB images of frames 0, 1, ...
+        hands_m: (M, H, 21, 3) joints in metres of the M first frames (NaN: no label; all NaN:
+            the hand is absent), or None for no ``gt.npz``.
+        hand_sides: (H,) ``"right"`` / ``"left"`` per hand slot, or None.
+        doc: a sentence for the labels' ``doc`` (where they come from).
+
+    Returns:
+        The folder.
+
+    Raises:
+        DataError: ``path`` exists, or an image does not have the camera_info's size, or the
+            labels have the wrong shape or are more than the frames.
+    """
+    from stereo_hand_mesh.data.camera_info_yaml import write_camera_info_yaml
+    from stereo_hand_mesh.data.image_io import write_image_png
+
+    folder = Path(path)
+    if folder.exists():
+        raise DataError(f"expected a new folder at {folder}; got an existing path")
+    rig = StereoRig.from_camera_info(left_info, right_info)
+    tmp = folder.with_name(folder.name + ".partial")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    for side in ("left", "right"):
+        (tmp / side).mkdir(parents=True)
+    write_camera_info_yaml(tmp / "left.yaml", left_info)
+    write_camera_info_yaml(tmp / "right.yaml", right_info)
+    size = (left_info.height, left_info.width)
+    count = 0
+    for frame, (left, right) in enumerate(pairs):
+        for side, image in (("left", left), ("right", right)):
+            if image.shape[:2] != size:
+                raise DataError(
+                    f"frame {frame} {side} image expected {size[1]}x{size[0]} (the camera_info); "
+                    f"got {image.shape[1]}x{image.shape[0]}"
+                )
+            write_image_png(tmp / side / f"{frame:06d}.png", image)
+        count += 1
+    if hands_m is not None:
+        hands = np.asarray(hands_m, dtype=np.float64)
+        if hands.ndim != 4 or hands.shape[2:] != (NUM_JOINTS, 3) or hands.shape[0] > count:
+            raise DataError(
+                f"hands_m expected shape (M <= {count} frames, H, {NUM_JOINTS}, 3); got "
+                f"{hands.shape}"
+            )
+        labelled = np.isfinite(hands).all(axis=-1)  # (M, H, 21)
+        safe = np.where(labelled[..., None], hands, 1.0)
+        ok = np.ones(labelled.shape, dtype=bool)
+        for project in (rig.project_left, rig.project_right):
+            uv = project(safe.reshape(-1, 3)).reshape(*labelled.shape, 2)
+            ok &= (uv >= 0).all(-1) & (uv[..., 0] < size[1]) & (uv[..., 1] < size[0])
+        inside = ((ok | ~labelled) & (safe[..., 2] > 0)).all(-1) & labelled.any(-1)
+        arrays = {
+            "frames": np.arange(hands.shape[0], dtype=np.int64),
+            "joints_m": hands,
+            "inside": inside,
+            "joint_names": np.asarray(JOINT_NAMES),
+            "width": np.asarray(left_info.width),
+            "height": np.asarray(left_info.height),
+            "doc": np.asarray(
+                (doc + " " if doc else "")
+                + "frames (M,); joints_m (M, H, 21, 3) metres, left optical frame, NaN = no "
+                "label; inside (M, H): every labelled joint projects inside both images"
+            ),
+        }
+        if hand_sides is not None:
+            arrays["hand_sides"] = np.asarray(list(hand_sides))
+        np.savez(tmp / REAL_LABELS_FILE, **arrays)
+    os.replace(tmp, folder)
+    RealStereoFolder.open(folder)  # what was written reads back
+    return folder
