@@ -129,7 +129,7 @@ def test_motion_is_smooth_and_stays_inside_both_images(small_rig, seed):
     steps = np.linalg.norm(np.diff(np.concatenate([joints, joints[:1]]), axis=0), axis=2)
     k, j = np.unravel_index(steps.argmax(), steps.shape)
     assert steps.max() < MAX_STEP_M, f"joint {j} moves {steps.max() * 100:.1f} cm at frame {k}"
-    lo, hi = settings.depth_range_m
+    lo, hi = settings.depths_m
     assert lo - 1e-9 <= min(palms_z) and max(palms_z) <= hi + 1e-9
     assert max(palms_z) - min(palms_z) > 0.5 * (hi - lo), "the hand should move in depth"
     assert max(tilts) <= settings.max_tilt_deg + 1e-6

@@ -28,7 +28,7 @@ split can be regenerated, extended or generated in parallel with identical resul
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -72,7 +72,12 @@ from stereo_hand_mesh.data.synth_style import (
 )
 from stereo_hand_mesh.errors import ConfigError
 from stereo_hand_mesh.geometry.camera_info import CameraInfoFields
-from stereo_hand_mesh.hand.model import HandModel, template_hand
+from stereo_hand_mesh.hand.model import (
+    HandModel,
+    mirror_joints_to_left,
+    mirror_to_left,
+    template_hand,
+)
 from stereo_hand_mesh.hand.poses import gesture_pose, sample_pose
 from stereo_hand_mesh.hand.shape import sample_shape_vectors
 from stereo_hand_mesh.hand.skeleton import axis_angle_to_matrix
@@ -81,7 +86,9 @@ from stereo_hand_mesh.render.rasterizer import rasterize
 __all__ = [
     "HAND_TO_CAMERA",
     "LOOKS",
+    "SIDES",
     "HandScene",
+    "HandTruth",
     "RenderedPair",
     "SceneAppearance",
     "SynthSettings",
@@ -96,6 +103,8 @@ __all__ = [
 
 #: Looks of the renders (:class:`SynthSettings`).
 LOOKS = ("real", "plain")
+#: Sides a rendered hand can be (:class:`HandScene` ``handedness``).
+SIDES = ("right", "left")
 
 #: (3, 3) rotation from the hand frame (+y fingers, +z palmar) to the camera optical frame
 #: (x right, y down, z forward): palm toward the camera, fingers up.
@@ -139,17 +148,38 @@ class SynthSettings:
 
 
 @dataclass(frozen=True)
+class HandTruth:
+    """The ground truth of one more hand of a rendered pair (see ``RenderedPair.others``).
+
+    Attributes:
+        handedness: ``"right"`` or ``"left"``.
+        mask_left, mask_right: (H, W) bool: the hand's pixels that nothing hides.
+        annotation: as ``RenderedPair.annotation``, for this hand.
+        gesture: the gesture name.
+    """
+
+    handedness: str
+    mask_left: np.ndarray
+    mask_right: np.ndarray
+    annotation: dict[str, np.ndarray]
+    gesture: str
+
+
+@dataclass(frozen=True)
 class RenderedPair:
     """One rendered stereo pair and its ground truth.
 
     Attributes:
         left, right: (H, W, 3) uint8 RGB images.
-        mask_left, mask_right: (H, W) bool hand masks.
+        mask_left, mask_right: (H, W) bool hand masks (the hand's pixels that nothing,
+            another hand included, hides).
         annotation: ``joints`` (21, 3) m and ``vertices`` (V, 3) m in the left optical
             frame; ``uv_left``/``uv_right`` (21, 2) px; ``vertices_uv_left``/``_right``
-            (V, 2) px; ``visibility`` (21,) bool (joint unoccluded in the left view);
-            ``gesture`` is not stored (free text).
+            (V, 2) px; ``visibility`` (21,) bool (joint unoccluded in the left view, other
+            hands included); ``gesture`` is not stored (free text).
         gesture: the gesture name (or ``"random"``).
+        others: the ground truth of the other hands of the scene (``render_scene``'s
+            ``others``, in their order); empty for a one-hand scene.
     """
 
     left: np.ndarray
@@ -158,6 +188,7 @@ class RenderedPair:
     mask_right: np.ndarray
     annotation: dict[str, np.ndarray]
     gesture: str
+    others: tuple[HandTruth, ...] = ()
 
 
 def _choose_gesture(style: DomainStyle, rng: np.random.Generator) -> str:
@@ -327,7 +358,10 @@ class HandScene:
     """One hand in front of the rig, and how it looks.
 
     The hand is posed and shaped in its own frame, rotated by ``rotation`` and then moved
-    so that the mean of its vertices lands on ``centre_m`` (see :func:`place_hand`).
+    so that the mean of its vertices lands on ``centre_m`` (see :func:`place_hand`). A left
+    hand is the model's (right) hand mirrored in its own frame (x -> -x, as
+    :func:`~stereo_hand_mesh.hand.model.mirror_to_left` does) before the rotation: ``pose``
+    and ``shape`` are those of that right hand, and its joints keep their names.
 
     Attributes:
         pose: (P,) pose parameters of the hand model, radians.
@@ -336,6 +370,7 @@ class HandScene:
         centre_m: (3,) position of the vertices' mean in the left optical frame, metres.
         appearance: lights, skin, background and sensor gains.
         gesture: a name for the pose (free text, e.g. ``"fist"`` or ``"random"``).
+        handedness: ``"right"`` (default) or ``"left"``.
     """
 
     pose: np.ndarray
@@ -344,12 +379,31 @@ class HandScene:
     centre_m: np.ndarray
     appearance: SceneAppearance
     gesture: str = ""
+    handedness: str = "right"
 
     def __post_init__(self) -> None:
         check_shape(self.pose, (None,), "HandScene.pose")
         check_shape(self.shape, (None,), "HandScene.shape")
         check_shape(self.rotation, (3, 3), "HandScene.rotation")
         check_shape(self.centre_m, (3,), "HandScene.centre_m")
+        if self.handedness not in SIDES:
+            raise ConfigError(
+                f"HandScene.handedness expected one of {SIDES}; got {self.handedness!r}"
+            )
+
+
+def _hand_frame(
+    hand: HandModel, pose: np.ndarray, shape: np.ndarray, handedness: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The posed hand in its own frame: vertices (V, 3) m, joints (21, 3) m and faces
+    (F, 3) int64; a left hand is the right hand mirrored (x -> -x, faces flipped)."""
+    rest = hand.forward(pose[None], shape[None])
+    verts, joints = rest.vertices[0], rest.joints[0]
+    faces = hand.faces.astype(np.int64)
+    if handedness == "left":
+        verts, faces = mirror_to_left(verts, faces)
+        joints = mirror_joints_to_left(joints)
+    return verts, joints, faces
 
 
 def place_hand(
@@ -358,6 +412,7 @@ def place_hand(
     shape: np.ndarray,
     rotation: np.ndarray,
     centre_m: np.ndarray,
+    handedness: str = "right",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pose, rotate and move the hand so that its vertices' mean lands on ``centre_m``.
 
@@ -367,13 +422,15 @@ def place_hand(
         shape: (S,) shape vector.
         rotation: (3, 3) hand frame -> left optical frame.
         centre_m: (3,) target of the vertices' mean, left optical frame, metres.
+        handedness: ``"right"``, or ``"left"``: the hand mirrored in its own frame first
+            (see :class:`HandScene`).
 
     Returns:
         vertices (V, 3) and joints (21, 3), metres, left optical frame.
     """
-    rest = hand.forward(pose[None], shape[None])
-    verts = rest.vertices[0] @ rotation.T
-    joints = rest.joints[0] @ rotation.T
+    verts_h, joints_h, _ = _hand_frame(hand, pose, shape, handedness)
+    verts = verts_h @ rotation.T
+    joints = joints_h @ rotation.T
     centre = verts.mean(axis=0)
     return verts - centre + centre_m, joints - centre + centre_m
 
@@ -588,6 +645,7 @@ def render_scene(
     scene: HandScene,
     faces_t: torch.Tensor,
     rng: np.random.Generator,
+    others: Sequence[HandScene] = (),
 ) -> RenderedPair:
     """Render a given scene into both views of ``settings.rig`` (no gradients).
 
@@ -597,19 +655,39 @@ def render_scene(
         scene: the hand's pose, shape, placement and appearance.
         faces_t: (F, 3) int64 faces of ``hand`` as a tensor (built once by the caller).
         rng: random generator of the sensor noise (left view first, then right).
+        others: more hands in the same scene (e.g. the other hand of the same person),
+            rendered with their own pose, shape, placement, side and skin, into the same
+            depth buffer as ``scene``'s hand (so each hides the other where it is nearer).
+            Lights, background, props and camera effects are ``scene``'s; each hand has
+            its own forearm (its appearance's, or ``scene``'s when its appearance has no
+            extras); a held prop goes to ``scene``'s hand only.
 
     Returns:
-        The pair with its ground truth. Nothing checks that the hand is inside the images.
+        The pair with ``scene``'s ground truth, and the others' in ``others``. Nothing
+        checks that the hands are inside the images or apart from each other.
     """
+    scenes = (scene, *others)
     if scene.appearance.extras is not None:
-        return _render_realistic(hand, settings, scene, rng)
+        return _render_realistic(hand, settings, scenes, rng)
     style = style_for(settings.domain)
     rig = settings.rig
     h, w = rig.height, rig.width
     k4 = np.array([rig.fx, rig.fy, rig.cx, rig.cy])
-    verts, joints = place_hand(hand, scene.pose, scene.shape, scene.rotation, scene.centre_m)
-    faces = hand.faces
+    placed = [_hand_in_scene(hand, sc) for sc in scenes]
+    verts = np.concatenate([p[0] for p in placed])
+    if len(scenes) == 1 and scene.handedness == "right":
+        faces = hand.faces
+    else:
+        starts = np.cumsum([0] + [len(p[0]) for p in placed[:-1]])
+        faces = np.concatenate([p[2] + o for p, o in zip(placed, starts, strict=True)])
+        faces_t = torch.from_numpy(faces)
+    face_hand = np.repeat(np.arange(len(scenes)), [len(p[2]) for p in placed])
     a = scene.appearance
+    albedo_v = (
+        a.albedo
+        if len(scenes) == 1
+        else np.concatenate([np.asarray(sc.appearance.albedo) for sc in scenes])
+    )
     normals_v = _vertex_normals(verts, faces)
     bg_depth = max(a.background_depth_m, float(verts[:, 2].max()) + 0.2)
 
@@ -625,7 +703,7 @@ def render_scene(
         depth, face_index, bary, mask = _raster(cam_verts, faces_t, k4, (h, w))
         radiance = _background_radiance(a, rig, tx, bg_depth)
         if mask.any():
-            albedo, covered = _interp(a.albedo, faces, face_index, bary)
+            albedo, covered = _interp(albedo_v, faces, face_index, bary)
             normal, _ = _interp(normals_v, faces, face_index, bary)
             normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
             lit = None
@@ -640,12 +718,51 @@ def render_scene(
                 albedo, normal, a.light_dir, a.ambient, a.diffuse, lit
             )
         images.append(apply_sensor(radiance.astype(np.float32), style, rng, a.gains))
-        masks.append(mask)
+        masks.append(mask if len(scenes) == 1 else (mask, face_hand[face_index]))
         if view == "left":
             depth_left = depth
 
     assert depth_left is not None
-    return _pair_with_truth(rig, verts, joints, images, masks, masks[0], depth_left, scene.gesture)
+    if len(scenes) == 1:
+        return _pair_with_truth(
+            rig, placed[0][0], placed[0][1], images, masks, masks[0], depth_left, scene.gesture
+        )
+    hand_masks = [[m & (owner == k) for m, owner in masks] for k in range(len(scenes))]
+    return _pair_with_others(rig, scenes, placed, images, hand_masks, masks[0][0], depth_left)
+
+
+def _hand_in_scene(hand: HandModel, scene: HandScene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A scene's hand placed in the left optical frame: vertices (V, 3) m, joints (21, 3) m
+    and its faces (F, 3) int64 (flipped for a left hand)."""
+    verts_h, joints_h, faces = _hand_frame(hand, scene.pose, scene.shape, scene.handedness)
+    verts = verts_h @ scene.rotation.T
+    joints = joints_h @ scene.rotation.T
+    centre = verts.mean(axis=0)  # as place_hand does it (the same floating-point result)
+    return verts - centre + scene.centre_m, joints - centre + scene.centre_m, faces
+
+
+def _pair_with_others(
+    rig: StereoRigSpec,
+    scenes: Sequence[HandScene],
+    placed: Sequence[tuple[np.ndarray, ...]],
+    images: list[np.ndarray],
+    hand_masks: list[list[np.ndarray]],
+    surface_mask: np.ndarray,
+    depth_left: np.ndarray,
+) -> RenderedPair:
+    """The pair of a scene with several hands: the first hand's truth, the others' in
+    ``others`` (``hand_masks[k]``: hand k's unhidden pixels in the left and right view)."""
+    truths = [
+        _pair_with_truth(
+            rig, p[0], p[1], images, hand_masks[k], surface_mask, depth_left, sc.gesture
+        )
+        for k, (sc, p) in enumerate(zip(scenes, placed, strict=True))
+    ]
+    others = tuple(
+        HandTruth(sc.handedness, t.mask_left, t.mask_right, t.annotation, t.gesture)
+        for sc, t in zip(scenes[1:], truths[1:], strict=True)
+    )
+    return replace(truths[0], others=others)
 
 
 def _pair_with_truth(
@@ -698,7 +815,10 @@ def _skin_map(hand: HandModel) -> tuple[HandSkinMap, np.ndarray]:
 
 @dataclass(frozen=True)
 class _SceneMesh:
-    """Every surface of a scene as one mesh for the rasterizer (left optical frame)."""
+    """Every surface of a scene as one mesh for the rasterizer (left optical frame).
+
+    Parts in order: each hand followed by its forearm (and sleeve), then the props.
+    """
 
     verts: np.ndarray  # (N, 3) metres
     normals: np.ndarray  # (N, 3)
@@ -707,9 +827,10 @@ class _SceneMesh:
     occlusion: np.ndarray  # (N,) ambient visibility in [0, 1]
     faces: np.ndarray  # (M, 3) int64
     material: np.ndarray  # (M,) int64
-    hand_faces: int  # faces [0, hand_faces) are the hand's
-    arm_vertices: slice  # the forearm's (and sleeve's) vertices
-    arm_faces_end: int  # faces [hand_faces, arm_faces_end) are the forearm's (and sleeve's)
+    face_hand: np.ndarray  # (M,) int64: the hand (scene order) a hand face is of; -1 others
+    hand_face: np.ndarray  # (M,) int64: a hand face's index in the model's faces; -1 others
+    arm_vertex: np.ndarray  # (N,) bool: the forearms' (and sleeves') vertices
+    arm_face: np.ndarray  # (M,) bool: the forearms' (and sleeves') faces
 
 
 def _arm_spec_for(arm: ArmSpec, rotation: np.ndarray) -> ArmSpec:
@@ -734,17 +855,17 @@ def _arm_spec_for(arm: ArmSpec, rotation: np.ndarray) -> ArmSpec:
     return replace(arm, flex_rad=flex, deviation_rad=dev)
 
 
-def _scene_mesh(
-    hand: HandModel, scene: HandScene, extras: SceneExtras
-) -> tuple[_SceneMesh, np.ndarray, np.ndarray]:
-    """The scene's mesh, the hand's vertices (V, 3) and joints (21, 3) in the left frame."""
-    rest = hand.forward(scene.pose[None], scene.shape[None])
-    verts_h, joints_h = rest.vertices[0], rest.joints[0]
+def _hand_parts(
+    hand: HandModel, scene: HandScene, arm: ArmSpec | None
+) -> tuple[list[tuple], list[np.ndarray], np.ndarray, np.ndarray]:
+    """One hand's mesh parts (the hand, then its forearm) as (verts, normals, albedo, rest,
+    faces, material) tuples, their ambient occlusion, and the hand's vertices (V, 3) and
+    joints (21, 3) in the left frame."""
+    verts_h, joints_h, faces = _hand_frame(hand, scene.pose, scene.shape, scene.handedness)
     rot = scene.rotation
     shift = scene.centre_m - (verts_h @ rot.T).mean(axis=0)
     verts = verts_h @ rot.T + shift
     joints = joints_h @ rot.T + shift
-    faces = hand.faces.astype(np.int64)
     normals = _vertex_normals(verts, faces)
     occlusion = [vertex_occlusion(verts, normals)]
     parts = [
@@ -757,8 +878,8 @@ def _scene_mesh(
             np.full(len(faces), MAT_HAND, np.int64),
         )
     ]
-    if extras.arm is not None:
-        spec = _arm_spec_for(extras.arm, rot)
+    if arm is not None:
+        spec = _arm_spec_for(arm, rot)
         av, an, af, am = forearm_mesh(verts_h, joints_h[0], spec)
         # Shorter where it would come near the camera (a forearm reaching toward the lens
         # leaves the image; its faces near z = 0 would be huge on screen).
@@ -771,13 +892,33 @@ def _scene_mesh(
         tone = 1.0 + 0.06 * np.sin(along * 40.0 + av[:, 0] * 90.0)[:, None]
         albedo = np.clip(skin[None, :] * tone, 0.0, 1.0)
         sleeve_v = np.unique(af[am == MAT_SLEEVE])
-        albedo[sleeve_v] = np.asarray(extras.arm.sleeve_rgb)
+        albedo[sleeve_v] = np.asarray(arm.sleeve_rgb)
         parts.append((av @ rot.T + shift, an @ rot.T, albedo, av, af, am))
         occlusion.append(np.ones(len(av)))
+    return parts, occlusion, verts, joints
+
+
+def _scene_mesh(
+    hand: HandModel, scenes: Sequence[HandScene], extras: SceneExtras
+) -> tuple[_SceneMesh, list[np.ndarray], list[np.ndarray]]:
+    """The scene's mesh, and each hand's vertices (V, 3) and joints (21, 3) in the left
+    frame (``scenes``' order; the first hand may hold a prop)."""
+    parts: list[tuple] = []
+    occlusion: list[np.ndarray] = []
+    hand_of_part: list[int] = []
+    hands_verts, hands_joints = [], []
+    for k, scene in enumerate(scenes):
+        own = scene.appearance.extras if scene.appearance.extras is not None else extras
+        p, o, verts, joints = _hand_parts(hand, scene, own.arm)
+        parts += p
+        occlusion += o
+        hand_of_part += [k] + [-1] * (len(p) - 1)
+        hands_verts.append(verts)
+        hands_joints.append(joints)
     props = list(extras.background.props) if extras.background is not None else []
     if extras.hold_rgb is not None:
         up = extras.lights.up
-        held = held_prop(joints[4], joints[8], up, extras.hold_rgb)
+        held = held_prop(hands_joints[0][4], hands_joints[0][8], up, extras.hold_rgb)
         if held is not None:
             props.append(held)
     for prop in props:
@@ -785,20 +926,32 @@ def _scene_mesh(
         rgb = np.tile(np.asarray(prop.rgb, np.float64), (len(pv), 1))
         parts.append((pv, pn, rgb, np.zeros_like(pv), pf, np.full(len(pf), MAT_PROP, np.int64)))
         occlusion.append(np.ones(len(pv)))
+        hand_of_part.append(-1)
     offsets = np.cumsum([0] + [len(p[0]) for p in parts[:-1]])
+    material = np.concatenate([p[5] for p in parts])
+    is_arm = (material == MAT_ARM) | (material == MAT_SLEEVE)
+    faces = np.concatenate([p[4] + o for p, o in zip(parts, offsets)])
+    arm_vertex = np.zeros(int(offsets[-1]) + len(parts[-1][0]), bool)
+    arm_vertex[np.unique(faces[is_arm])] = True
     mesh = _SceneMesh(
         verts=np.concatenate([p[0] for p in parts]),
         normals=np.concatenate([p[1] for p in parts]),
         albedo=np.concatenate([p[2] for p in parts]),
         rest=np.concatenate([p[3] for p in parts]),
         occlusion=np.concatenate(occlusion),
-        faces=np.concatenate([p[4] + o for p, o in zip(parts, offsets)]),
-        material=np.concatenate([p[5] for p in parts]),
-        hand_faces=len(faces),
-        arm_vertices=slice(len(verts), len(verts) + (len(parts[1][0]) if extras.arm else 0)),
-        arm_faces_end=len(faces) + (len(parts[1][4]) if extras.arm else 0),
+        faces=faces,
+        material=material,
+        face_hand=np.concatenate([np.full(len(p[4]), k) for p, k in zip(parts, hand_of_part)]),
+        hand_face=np.concatenate(
+            [
+                np.arange(len(p[4])) if k >= 0 else np.full(len(p[4]), -1)
+                for p, k in zip(parts, hand_of_part)
+            ]
+        ),
+        arm_vertex=arm_vertex,
+        arm_face=is_arm,
     )
-    return mesh, verts, joints
+    return mesh, hands_verts, hands_joints
 
 
 def _backdrop(
@@ -851,27 +1004,35 @@ _SHININESS = 24.0
 
 
 def _render_realistic(
-    hand: HandModel, settings: SynthSettings, scene: HandScene, rng: np.random.Generator
+    hand: HandModel,
+    settings: SynthSettings,
+    scenes: Sequence[HandScene],
+    rng: np.random.Generator,
 ) -> RenderedPair:
     """:func:`render_scene` with the appearance's extras (forearm, skin detail, lights,
-    props, table-top scene, motion blur, JPEG)."""
+    props, table-top scene, motion blur, JPEG); the first scene's appearance rules."""
     style = style_for(settings.domain)
     rig = settings.rig
     h, w = rig.height, rig.width
     k4 = np.array([rig.fx, rig.fy, rig.cx, rig.cy])
+    scene = scenes[0]
     a = scene.appearance
     extras = a.extras
     assert extras is not None
-    mesh, verts, joints = _scene_mesh(hand, scene, extras)
+    mesh, hands_verts, hands_joints = _scene_mesh(hand, scenes, extras)
     faces_all = torch.from_numpy(mesh.faces)
+    verts = np.concatenate(hands_verts)
     bg_depth = max(a.background_depth_m, float(verts[:, 2].max()) + 0.2)
     lights = extras.lights
+    if len(scenes) == 1 and scene.handedness == "right":
+        hand_faces_t = torch.from_numpy(hand.faces.astype(np.int64))
+    else:  # every hand casts shadows (left hands with their flipped faces)
+        hand_faces_t = torch.from_numpy(mesh.faces[mesh.face_hand >= 0])
     shadow = (
-        _ShadowMap.build(verts, torch.from_numpy(hand.faces.astype(np.int64)), lights.key_dir,
-                         settings.shadow_map_px)
+        _ShadowMap.build(verts, hand_faces_t, lights.key_dir, settings.shadow_map_px)
         if lights.shadows
         else None
-    )  # fmt: skip
+    )
     # Per pair (both views alike): motion blur, then JPEG.
     blur = None
     if rng.random() < extras.motion_blur_probability:
@@ -890,19 +1051,19 @@ def _render_realistic(
         cam = mesh.verts - eye
         # The forearm loses the depth test to the hand within 6 cm (it starts inside the
         # hand): pushed back along each view ray, so its outline does not move.
-        arm = cam[mesh.arm_vertices]
-        cam[mesh.arm_vertices] = (
+        arm = cam[mesh.arm_vertex]
+        cam[mesh.arm_vertex] = (
             arm * (1.0 + _ARM_DEPTH_BIAS_M / np.linalg.norm(arm, axis=1))[:, None]
         )
         depth, face_index, bary, _ = _raster(cam, faces_all, k4, (h, w))
-        on_arm = (face_index >= mesh.hand_faces) & (face_index < mesh.arm_faces_end)
+        on_arm = (face_index >= 0) & mesh.arm_face[face_index]
         if on_arm.any():  # the true depth of the forearm's pixels
             rows, cols = np.nonzero(on_arm)
             ray = np.sqrt(((cols - rig.cx) / rig.fx) ** 2 + ((rows - rig.cy) / rig.fy) ** 2 + 1)
             depth[on_arm] -= _ARM_DEPTH_BIAS_M / ray
         background, back_depth = _backdrop(settings, a, tx, bg_depth)
         covered = (face_index >= 0) & (depth < back_depth)
-        hand_mask = covered & (face_index < mesh.hand_faces)
+        owner = np.where(covered, mesh.face_hand[face_index], -1)
         layer = np.zeros((h, w, 3), np.float32)
         flat = np.flatnonzero(covered)
         if len(flat):
@@ -924,7 +1085,7 @@ def _render_realistic(
             on_hand = mat == MAT_HAND
             if on_hand.any():
                 shade, height, nail = skin_detail(
-                    skin_map, extras.skin, rest[on_hand], face_bone[fid[on_hand]]
+                    skin_map, extras.skin, rest[on_hand], face_bone[mesh.hand_face[fid[on_hand]]]
                 )
                 alb = albedo[on_hand] * shade[:, None]
                 nail_rgb = np.asarray(extras.skin.nail_rgb)
@@ -959,12 +1120,16 @@ def _render_realistic(
         if quality is not None:
             image = jpeg_roundtrip(image, quality)
         images.append(image)
-        masks.append(hand_mask)
+        masks.append(owner)
         if view == "left":
             depth_left, surface_left = depth, covered
     assert depth_left is not None and surface_left is not None
-    return _pair_with_truth(rig, verts, joints, images, masks, surface_left, depth_left,
-                            scene.gesture)  # fmt: skip
+    hand_masks = [[owner == k for owner in masks] for k in range(len(scenes))]
+    if len(scenes) == 1:
+        return _pair_with_truth(rig, hands_verts[0], hands_joints[0], images, hand_masks[0],
+                                surface_left, depth_left, scene.gesture)  # fmt: skip
+    placed = list(zip(hands_verts, hands_joints, strict=True))
+    return _pair_with_others(rig, scenes, placed, images, hand_masks, surface_left, depth_left)
 
 
 def render_pair(
