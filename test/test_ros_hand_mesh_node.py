@@ -24,6 +24,7 @@ from stereo_hand_mesh.data.camera_info_yaml import STB_BUMBLEBEE2
 from stereo_hand_mesh.data.sample import StereoSample
 from stereo_hand_mesh.data.synth import SynthSettings, as_stereo_sample, iter_synthetic_pairs
 from stereo_hand_mesh.hand import JOINT_NAMES, template_hand
+from stereo_hand_mesh.pipeline.estimator import SIDES
 from stereo_hand_mesh.ros.messages import joint_frame_names
 from stereo_hand_mesh.ros.player import PairPublisher, pair_messages
 from stereo_hand_mesh.runtime.keypoint_nets import keypoint_model_files
@@ -48,9 +49,9 @@ def samples() -> list[StereoSample]:
 def peer(ros_context):
     p = Peer(ros_context)
     for msg_type, topic in (
-        (PoseArray, "hand/joints"),
-        (PointCloud2, "hand/vertices"),
-        (MarkerArray, "hand/markers"),
+        *((PoseArray, f"hand/{side}/joints") for side in SIDES),
+        *((PointCloud2, f"hand/{side}/vertices") for side in SIDES),
+        *((MarkerArray, f"hand/{side}/markers") for side in SIDES),
         (Image, "hand/overlay"),
         (TFMessage, "/tf"),
         (DiagnosticArray, "/diagnostics"),
@@ -62,7 +63,7 @@ def peer(ros_context):
 
 def _connect(peer: Peer, pub: PairPublisher, node: NodeProcess) -> None:
     ok = peer.spin_until(
-        lambda: pub.subscribers() > 0 and peer.node.count_publishers("hand/joints") > 0,
+        lambda: pub.subscribers() > 0 and peer.node.count_publishers("hand/right/joints") > 0,
         30.0,
     )
     assert ok, f"hand_mesh_node did not connect; its log:\n{node.log()}"
@@ -88,9 +89,9 @@ def test_outputs_carry_stamp_frame_and_names(tmp_path, peer, samples):
         for stamp, sample in zip(stamps, samples, strict=True):
             pub.publish(pair_messages(sample, stamp))
             peer.spin_for(0.25)
-        assert peer.spin_until(lambda: len(peer.messages["hand/joints"]) >= len(stamps), 10)
+        assert peer.spin_until(lambda: len(peer.messages["hand/right/joints"]) >= len(stamps), 10)
 
-        joints = {stamp_key(m.header): m for m in peer.messages["hand/joints"]}
+        joints = {stamp_key(m.header): m for m in peer.messages["hand/right/joints"]}
         assert sorted(joints) == stamps
         errors = [
             np.linalg.norm(joints_of(joints[s]) - smp.joints, axis=1).mean()
@@ -98,20 +99,24 @@ def test_outputs_carry_stamp_frame_and_names(tmp_path, peer, samples):
         ]
         assert np.median(errors) < 0.04, f"median joint error {np.median(errors)} m"
 
-        for topic in ("hand/joints", "hand/vertices", "hand/markers", "hand/overlay", "/tf"):
+        right = ("hand/right/joints", "hand/right/vertices", "hand/right/markers")
+        for topic in (*right, "hand/overlay", "/tf"):
             msgs = peer.messages[topic]
             assert msgs, f"nothing on {topic}"
             for m in msgs:
                 headers = [t.header for t in m.transforms] if topic == "/tf" else None
                 headers = headers or (
-                    [mk.header for mk in m.markers] if topic == "hand/markers" else [m.header]
+                    [mk.header for mk in m.markers] if topic.endswith("markers") else [m.header]
                 )
                 for h in headers:
                     assert h.frame_id == LEFT_FRAME, topic
                     assert stamp_key(h) in stamps, topic
 
+        # Right hands only: the left side's topics stay silent.
+        for topic in ("hand/left/joints", "hand/left/vertices", "hand/left/markers"):
+            assert not peer.messages[topic], f"a right hand was published on {topic}"
         tf = peer.messages["/tf"][-1]
-        assert [t.child_frame_id for t in tf.transforms] == joint_frame_names("hand_")
+        assert [t.child_frame_id for t in tf.transforms] == joint_frame_names("hand_", "right")
         q = tf.transforms[-1].transform.rotation
         assert abs(q.x**2 + q.y**2 + q.z**2 + q.w**2 - 1) < 1e-9
         # Joint frames turn with the fitted skeleton: unit, not the identity, the same in the
@@ -129,11 +134,11 @@ def test_outputs_carry_stamp_frame_and_names(tmp_path, peer, samples):
                        t.transform.translation.z]) for t in tf.transforms]  # fmt: skip
         bone = p[JOINT_NAMES.index("middle_mcp")] - p[0]
         assert x_axis @ bone / np.linalg.norm(bone) > 0.8, (x_axis, bone)
-        cloud = peer.messages["hand/vertices"][-1]
+        cloud = peer.messages["hand/right/vertices"][-1]
         assert [f.name for f in cloud.fields] == ["x", "y", "z", "confidence"]
         assert cloud.width == template_hand().num_vertices and cloud.point_step == 16
-        markers = peer.messages["hand/markers"][-1].markers
-        assert [m.ns for m in markers] == ["mesh", "joints", "skeleton"]
+        markers = peer.messages["hand/right/markers"][-1].markers
+        assert [m.ns for m in markers] == ["right_mesh", "right_joints", "right_skeleton"]
         assert markers[0].type == Marker.TRIANGLE_LIST
         assert len(markers[0].points) == 3 * template_hand().num_faces
         overlay = peer.messages["hand/overlay"][-1]
@@ -145,7 +150,7 @@ def test_outputs_carry_stamp_frame_and_names(tmp_path, peer, samples):
         assert peer.spin_until(
             lambda: any(
                 mk.action == Marker.DELETEALL and stamp_key(mk.header) == empty_stamp
-                for m in peer.messages["hand/markers"]
+                for m in peer.messages["hand/right/markers"]
                 for mk in m.markers
             ),
             10,
@@ -154,7 +159,7 @@ def test_outputs_carry_stamp_frame_and_names(tmp_path, peer, samples):
         assert peer.spin_until(
             lambda: "no hand" in peer.messages["/diagnostics"][-1].status[0].message, 5
         ), peer.messages["/diagnostics"][-1].status[0]
-        assert empty_stamp not in {stamp_key(m.header) for m in peer.messages["hand/joints"]}
+        assert empty_stamp not in {stamp_key(m.header) for m in peer.messages["hand/right/joints"]}
         status = peer.messages["/diagnostics"][-1].status[0]
         values = {kv.key: kv.value for kv in status.values}
         assert values["backend"].startswith("onnxruntime-cpu")
@@ -170,10 +175,11 @@ def test_outputs_carry_stamp_frame_and_names(tmp_path, peer, samples):
 def test_one_tf_message_per_pair_a_no_hand_pair_then_a_good_one_and_frame_prefix_checks(
     tmp_path, peer, samples
 ):
-    """A pair without a hand, then a good pair: the good one gets its mesh and one /tf message
-    with all 21 joint frames and 'hand_palm' (default frame_prefix 'hand_'), every transform
-    stamped with that pair and parented to the left frame. A frame_prefix with a leading slash
-    is refused at run time; a valid new prefix renames the frames from the next pair on."""
+    """A pair without a hand, then a good pair (a right hand): the good one gets its mesh and
+    one /tf message with all 21 joint frames and 'hand_right_palm' (default frame_prefix
+    'hand_'), every transform stamped with that pair and parented to the left frame. A
+    frame_prefix with a leading slash is refused at run time; a valid new prefix renames the
+    frames from the next pair on."""
     from stereo_hand_mesh.hand.joints import JOINT_NAMES
 
     node = NodeProcess("hand_mesh_node", tmp_path / "node.log", FAST)
@@ -203,11 +209,13 @@ def test_one_tf_message_per_pair_a_no_hand_pair_then_a_good_one_and_frame_prefix
 
         (tf,) = tf_of(good)  # one message for the pair
         children = [t.child_frame_id for t in tf.transforms]
-        assert children == [f"hand_{name}" for name in JOINT_NAMES] + ["hand_palm"]
-        assert len(children) == 22 and children[0] == "hand_wrist"
+        assert children == [f"hand_right_{name}" for name in JOINT_NAMES] + ["hand_right_palm"]
+        assert len(children) == 22 and children[0] == "hand_right_wrist"
         assert {stamp_key(t.header) for t in tf.transforms} == {good}
         assert {t.header.frame_id for t in tf.transforms} == {LEFT_FRAME}
-        joints = joints_of({stamp_key(m.header): m for m in peer.messages["hand/joints"]}[good])
+        joints = joints_of(
+            {stamp_key(m.header): m for m in peer.messages["hand/right/joints"]}[good]
+        )
         tf_xyz = np.array(
             [[t.transform.translation.x, t.transform.translation.y, t.transform.translation.z]
              for t in tf.transforms[:21]]
@@ -217,14 +225,14 @@ def test_one_tf_message_per_pair_a_no_hand_pair_then_a_good_one_and_frame_prefix
         refused = peer.set_parameters("/hand_mesh_node", {"frame_prefix": "/hand_"})
         assert refused is not None and not refused[0].successful
         assert "leading slash" in refused[0].reason and "'/hand_'" in refused[0].reason
-        accepted = peer.set_parameters("/hand_mesh_node", {"frame_prefix": "left_hand_"})
+        accepted = peer.set_parameters("/hand_mesh_node", {"frame_prefix": "robot1_"})
         assert accepted is not None and accepted[0].successful, accepted
         renamed = good + 100_000_000
         pub.publish(pair_messages(samples[2], renamed))
         assert peer.spin_until(lambda: bool(tf_of(renamed)), 10), node.log()
         (tf,) = tf_of(renamed)
-        assert tf.transforms[0].child_frame_id == "left_hand_wrist"
-        assert tf.transforms[-1].child_frame_id == "left_hand_palm"
+        assert tf.transforms[0].child_frame_id == "robot1_right_wrist"
+        assert tf.transforms[-1].child_frame_id == "robot1_right_palm"
         assert node.alive()
     finally:
         assert node.stop() == 0, node.log()
@@ -273,14 +281,14 @@ BAD_INPUTS = {
 
 
 def _has_output(peer: Peer, stamp: int) -> bool:
-    return stamp in {stamp_key(m.header) for m in peer.messages["hand/joints"]}
+    return stamp in {stamp_key(m.header) for m in peer.messages["hand/right/joints"]}
 
 
-def _deleted_at(peer: Peer, stamp: int) -> bool:
-    """A DELETEALL marker with this stamp arrived on hand/markers."""
+def _deleted_at(peer: Peer, stamp: int, side: str = "right") -> bool:
+    """A DELETEALL marker with this stamp arrived on hand/<side>/markers."""
     return any(
         mk.action == Marker.DELETEALL and stamp_key(mk.header) == stamp
-        for m in peer.messages["hand/markers"]
+        for m in peer.messages[f"hand/{side}/markers"]
         for mk in m.markers
     )
 
@@ -304,11 +312,13 @@ def test_bad_inputs_are_logged_and_the_next_good_pair_is_processed(tmp_path, pee
             good = stamp + 50_000_000
             pub.publish(pair_messages(samples[1], good))
             assert peer.spin_until(
-                lambda g=good: g in {stamp_key(m.header) for m in peer.messages["hand/joints"]},
+                lambda g=good: (
+                    g in {stamp_key(m.header) for m in peer.messages["hand/right/joints"]}
+                ),
                 10,
             ), f"no output for the good pair after bad input '{kind}'; log:\n{node.log()}"
             assert expected in node.log(), f"'{expected}' not logged for {kind}:\n{node.log()}"
-            assert stamp not in {stamp_key(m.header) for m in peer.messages["hand/joints"]}
+            assert stamp not in {stamp_key(m.header) for m in peer.messages["hand/right/joints"]}
 
         # Stamps further apart than the slop: never paired, and the node says why.
         for _ in range(12):
@@ -329,7 +339,7 @@ def test_bad_inputs_are_logged_and_the_next_good_pair_is_processed(tmp_path, pee
         stamp += 100_000_000
         pub.publish(pair_messages(samples[2], stamp))
         assert peer.spin_until(
-            lambda: stamp in {stamp_key(m.header) for m in peer.messages["hand/joints"]}, 10
+            lambda: stamp in {stamp_key(m.header) for m in peer.messages["hand/right/joints"]}, 10
         ), node.log()
         assert node.alive()
     finally:
@@ -415,7 +425,7 @@ def test_reload_mid_stream_and_a_corrupt_model_is_refused(tmp_path, peer, sample
         stop.set()
         thread.join()
         peer.spin_for(1.0)
-        got = {stamp_key(m.header) for m in peer.messages["hand/joints"]}
+        got = {stamp_key(m.header) for m in peer.messages["hand/right/joints"]}
         missing = [s for s in sent[:-2] if s not in got]
         assert len(missing) <= 2, (
             f"{len(missing)} of {len(sent)} pairs without output: "
@@ -437,9 +447,11 @@ def test_rectify_true_reads_raw_topics(tmp_path, peer, samples):
         _connect(peer, pub, node)
         stamp = peer.node.get_clock().now().nanoseconds
         pub.publish(pair_messages(samples[0], stamp))
-        assert peer.spin_until(lambda: len(peer.messages["hand/joints"]) >= 1, 10), node.log()
+        assert peer.spin_until(lambda: len(peer.messages["hand/right/joints"]) >= 1, 10), (
+            node.log()
+        )
         err = np.linalg.norm(
-            joints_of(peer.messages["hand/joints"][0]) - samples[0].joints, axis=1
+            joints_of(peer.messages["hand/right/joints"][0]) - samples[0].joints, axis=1
         )
         assert err.mean() < 0.05
     finally:
@@ -521,7 +533,7 @@ def test_rectify_true_undoes_real_distortion_and_rotation(tmp_path, peer, sample
             stamp += 100_000_000
             pub.publish(pair_messages(pair, stamp))
             assert peer.spin_until(lambda s=stamp: _has_output(peer, s), 10), node.log()
-            msg = {stamp_key(m.header): m for m in peer.messages["hand/joints"]}[stamp]
+            msg = {stamp_key(m.header): m for m in peer.messages["hand/right/joints"]}[stamp]
             joints[key] = joints_of(msg)
         gap_mm = np.linalg.norm(joints["raw"] - reference.joints, axis=1) * 1e3
         assert gap_mm.mean() < 10.0 and gap_mm.max() < 25.0, (
@@ -631,7 +643,10 @@ def test_launch_and_config_files_match_the_nodes():
         for d in rviz["Visualization Manager"]["Displays"]
         if isinstance(d.get("Topic"), dict)
     }
-    assert topics == {"/hand/markers", "/hand/joints", "/hand/vertices", "/hand/overlay"}
+    assert topics == {
+        *(f"/hand/{side}/{what}" for side in SIDES for what in ("markers", "joints", "vertices")),
+        "/hand/overlay",
+    }
     tf_displays = [
         d
         for d in rviz["Visualization Manager"]["Displays"]
@@ -662,7 +677,7 @@ def test_an_external_roi_replaces_the_palm_detection(tmp_path, peer, samples):
         assert peer.spin_until(lambda: roi_pub.get_subscription_count() > 0, 10)
 
         def published(stamp: int) -> bool:
-            return stamp in {stamp_key(m.header) for m in peer.messages["hand/joints"]}
+            return stamp in {stamp_key(m.header) for m in peer.messages["hand/right/joints"]}
 
         lo, hi = sample.uv_left.min(axis=0), sample.uv_left.max(axis=0)
         corner = 0 if lo[0] > 200 else 640 - 150  # a 150 px square away from the hand
@@ -684,7 +699,7 @@ def test_an_external_roi_replaces_the_palm_detection(tmp_path, peer, samples):
         with_roi = empty + 100_000_000
         pub.publish(pair_messages(sample, with_roi))
         assert peer.spin_until(lambda: published(with_roi), 10), node.log()
-        joints = {stamp_key(m.header): m for m in peer.messages["hand/joints"]}[with_roi]
+        joints = {stamp_key(m.header): m for m in peer.messages["hand/right/joints"]}[with_roi]
         assert np.linalg.norm(joints_of(joints) - sample.joints, axis=1).mean() < 0.08
 
         roi_pub.publish(RegionOfInterest(x_offset=corner, y_offset=0, width=150, height=150))

@@ -24,6 +24,8 @@ CONFIG = Path(__file__).resolve().parents[1] / "config" / "hand_mesh.yaml"
 #: Every parameter that sets a pipeline setting (adding one is a deliberate change here).
 EXPECTED = {
     "handedness",
+    "max_hands",
+    "new_hand_search_period",
     "min_presence",
     "palm_min_score",
     "stereo_row_tolerance",

@@ -28,6 +28,7 @@ the same way, whatever its confidence: two branches of a broken model can agree.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -38,6 +39,7 @@ from stereo_hand_mesh.geometry.crop import cut_crop
 from stereo_hand_mesh.model.preprocess import normalize_crops
 from stereo_hand_mesh.pipeline.estimator import (
     HandEstimate,
+    HandsEstimate,
     PipelineSettings,
     implausible_extent,
 )
@@ -231,6 +233,30 @@ class MeshUVPipeline:
             uv_left[:, 0] = rig.left.width - 1 - uv_left[:, 0]
         self._previous_uv, self._previous_disparity = uv_work, disparity
         return HandEstimate(True, "ok", confidence, vertices, joints, vconf, uv_left, boxes, times)
+
+    def process_hands(
+        self,
+        left: np.ndarray,
+        right: np.ndarray,
+        rig: StereoRig,
+        stamp_s: float | None = None,
+        roi: tuple[float, float, float] | None = None,
+    ) -> HandsEstimate:
+        """:meth:`process`' one hand as a :class:`HandsEstimate`, so that callers drive both
+        pipelines alike. The hand is ``hand_id`` 0 of side ``settings.handedness``
+        (``"right"`` under ``"auto"``: this path reads no handedness from the image); located
+        but refused, it is the one dropped hand.
+
+        Args and raises: as :meth:`process`.
+        """
+        est = self.process(left, right, rig, stamp_s, roi)
+        side = "left" if self.settings.handedness == "left" else "right"
+        if est.found:
+            return HandsEstimate(
+                (replace(est, hand_id=0, handedness=side),), (), "ok", est.timings_ms
+            )
+        dropped = (replace(est, handedness=side),) if est.boxes is not None else ()
+        return HandsEstimate((), dropped, est.reason, est.timings_ms)
 
     def _none(
         self,

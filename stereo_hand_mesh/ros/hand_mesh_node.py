@@ -21,15 +21,23 @@ sensor_msgs/CompressedImage on ``<image topic>/compressed`` with
 than ``roi_timeout_s``).
 
 Outputs: see :mod:`stereo_hand_mesh.ros.messages`; all carry the left image's stamp and
-frame_id. A pair with no hand, or whose confidence is below ``min_confidence``, publishes no
-joints, vertices or TF; the markers are deleted and ``/diagnostics`` says why.
+frame_id. The pipeline meshes up to ``max_hands`` hands per pair
+(:meth:`~stereo_hand_mesh.pipeline.estimator.HandMeshPipeline.process_hands`); for each side
+(``right``, ``left``) the node publishes the most confident meshed hand of that side on
+``hand/<side>/joints``, ``hand/<side>/vertices`` and ``hand/<side>/markers``, and both hands'
+TF frames (``<frame_prefix><side>_<joint>``) in one TFMessage. A side with no mesh in a pair
+(no hand of that side, or its confidence below ``min_confidence``) publishes no joints,
+vertices or TF; if that side's markers were shown they are deleted (a DELETEALL on its own
+topic: the other side's stay). ``/diagnostics`` carries the pair's summary (each meshed hand's
+side, id and confidence, why the others were dropped), and a throttled log line says why a
+located hand was dropped.
 
 Bad input (unsupported encoding, a corrupt or truncated JPEG/PNG, sizes that differ, invalid
 camera_info, an empty image, unsynchronized stamps, a missing camera_info) is logged with what
 was expected and what came, at most once per ``_LOG_EVERY_S`` per kind, counted in
 ``/diagnostics``, and the node goes on.
 A pair that fails (bad input, or any error while processing it) also deletes the markers of
-the last mesh, so RViz never keeps showing a stale hand.
+both sides, so RViz never keeps showing a stale hand.
 """
 
 from __future__ import annotations
@@ -53,7 +61,7 @@ from std_srvs.srv import Trigger
 
 from stereo_hand_mesh.errors import ConfigError, StereoHandMeshError
 from stereo_hand_mesh.geometry.camera import StereoRig
-from stereo_hand_mesh.pipeline.estimator import HandEstimate, HandMeshPipeline
+from stereo_hand_mesh.pipeline.estimator import SIDES, HandMeshPipeline, HandsEstimate
 from stereo_hand_mesh.pipeline.factory import create_pipeline
 from stereo_hand_mesh.pipeline.mesh_uv import MeshUVPipeline
 from stereo_hand_mesh.pipeline.overlay import draw_overlay
@@ -129,16 +137,17 @@ class HandMeshNode(Node):
         self._log.info(f"backend {self._model.reason}; model {self._model.path}")
         self._throttle = LogThrottle(_LOG_EVERY_S)
         self._stats = PairStatistics()
+        # The last processed pair: (hands meshed, its summary), under the statistics' lock.
+        self._last_pair: tuple[int, str] = (0, "no pair processed yet")
         self._input = StereoInput(rectify=self._p["rectify"])
-        # Header of the mesh RViz shows, or None: the next pair without a mesh deletes it.
-        self._shown_header: Any = None
-        self._last_mesh_marker_s = -1e9
+        # Per side: header of the hand RViz shows, or None (the next pair without a mesh of
+        # that side deletes it), and when its mesh marker was last sent.
+        self._shown_header: dict[str, Any] = dict.fromkeys(SIDES)
+        self._last_mesh_marker_s = dict.fromkeys(SIDES, -1e9)
         self._roi: tuple[tuple[float, float, float], float] | None = None
 
         qos = 10
-        self._pub_markers = self.create_publisher(_marker_type(), "hand/markers", qos)
-        self._pub_joints = self.create_publisher(_pose_array_type(), "hand/joints", qos)
-        self._pub_vertices = self.create_publisher(_cloud_type(), "hand/vertices", qos)
+        self._pubs = {side: _SidePublishers(self, side, qos) for side in SIDES}
         self._pub_overlay = self.create_publisher(Image, "hand/overlay", qos)
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", qos)
         self._tf = make_tf_broadcaster(self)
@@ -275,7 +284,7 @@ class HandMeshNode(Node):
 
     def _on_pair_error(self, item: _PairMessages, err: Exception) -> None:
         self._input_error(type(err).__name__, f"unexpected error on a pair: {err!r}")
-        self._clear_markers(item.left.header)
+        self._clear_markers(item.left.header, SIDES)
 
     def _convert(self, item: _PairMessages) -> PreparedPair:
         return self._input.prepare(
@@ -292,81 +301,111 @@ class HandMeshNode(Node):
             pair = self._convert(item)
         except StereoHandMeshError as err:
             self._input_error(type(err).__name__, str(err))
-            self._clear_markers(header)
+            self._clear_markers(header, SIDES)
             return
         model = self._model
         if model.pipeline.settings is not self._settings:
             model.pipeline.update_settings(self._settings)
         stamp_s = header.stamp.sec + header.stamp.nanosec * 1e-9
         try:
-            est = model.pipeline.process(
+            est = model.pipeline.process_hands(
                 pair.left, pair.right, pair.rig, stamp_s, self._current_roi()
             )
         except StereoHandMeshError as err:
             self._input_error(type(err).__name__, str(err))
-            self._clear_markers(header)
+            self._clear_markers(header, SIDES)
             return
-        self._publish(est, header, pair.left, pair.rig)
+        self._publish(est, model.pipeline, header, pair.left, pair.rig)
+        self._log_dropped(est)
         now_ns = self.get_clock().now().nanoseconds
         age_ms = (now_ns - (header.stamp.sec * 10**9 + header.stamp.nanosec)) / 1e6
         self._stats.record((time.perf_counter() - t0) * 1e3, age_ms, est.found)
         with self._stats.lock:
-            self._stats.last_result = (
-                f"mesh published (confidence {est.confidence:.2f})" if est.found else est.reason
-            )
+            self._stats.last_result = f"published {est.summary()}" if est.found else est.reason
+            self._last_pair = (len(est.hands), est.summary())
 
-    def _clear_markers(self, header: Any) -> None:
-        """After a pair that gave no mesh or failed: delete the hand RViz still shows.
+    def _log_dropped(self, est: HandsEstimate) -> None:
+        """One info line per kind of reason (its numbers aside) every ``_LOG_EVERY_S``: why a
+        located hand got no mesh."""
+        for hand in est.dropped:
+            held = self._throttle("dropped" + re.sub(r"[-+.\d]+|nan|inf", "#", hand.reason)[:60])
+            if held is not None:
+                more = f" ({held} more since the last report)" if held else ""
+                who = f"{hand.handedness} hand #{hand.hand_id}" if hand.hand_id >= 0 else "a hand"
+                self._log.info(f"{who} dropped: {hand.reason}; pair: {est.summary()}{more}")
 
-        The DELETEALL carries the pair's stamp and frame_id, or those of the last mesh where
-        the pair's header has none (a zero stamp, an empty frame_id).
+    def _clear_markers(self, header: Any, sides: Sequence[str]) -> None:
+        """Delete the hand RViz still shows on each of ``sides`` (after a pair that gave that
+        side no mesh, or failed).
+
+        Each DELETEALL goes on its side's own topic and carries the pair's stamp and frame_id,
+        or those of that side's last mesh where the pair's header has none (a zero stamp, an
+        empty frame_id).
         """
-        last = self._shown_header
-        if last is None:
-            return
         from std_msgs.msg import Header
 
-        stamp = getattr(header, "stamp", None)
-        if stamp is None or (stamp.sec == 0 and stamp.nanosec == 0):
-            stamp = last.stamp
-        frame_id = getattr(header, "frame_id", "") or last.frame_id
-        self._pub_markers.publish(delete_markers_msg(Header(stamp=stamp, frame_id=frame_id)))
-        self._shown_header = None
+        for side in sides:
+            last = self._shown_header[side]
+            if last is None:
+                continue
+            stamp = getattr(header, "stamp", None)
+            if stamp is None or (stamp.sec == 0 and stamp.nanosec == 0):
+                stamp = last.stamp
+            frame_id = getattr(header, "frame_id", "") or last.frame_id
+            msg = delete_markers_msg(Header(stamp=stamp, frame_id=frame_id))
+            self._pubs[side].markers.publish(msg)
+            self._shown_header[side] = None
 
-    def _publish(self, est: HandEstimate, header: Any, left: np.ndarray, rig: StereoRig) -> None:
+    def _publish(
+        self,
+        est: HandsEstimate,
+        pipeline: HandMeshPipeline | MeshUVPipeline,
+        header: Any,
+        left: np.ndarray,
+        rig: StereoRig,
+    ) -> None:
         if self._p["publish_overlay"] and self._pub_overlay.get_subscription_count() > 0:
             self._pub_overlay.publish(
                 array_to_image_msg(draw_overlay(left, rig, est), "rgb8", header)
             )
-        if not est.found:
-            self._clear_markers(header)
-            return
-        assert est.joints is not None and est.vertices is not None
-        assert est.vertex_confidence is not None
-        with_markers = self._pub_markers.get_subscription_count() > 0
-        rate = self._p["markers_max_rate_hz"]
-        now = time.monotonic()
-        with_mesh = with_markers and (rate <= 0 or now - self._last_mesh_marker_s >= 1.0 / rate)
-        if with_mesh:
-            self._last_mesh_marker_s = now
-        handedness = self._model.pipeline.settings.handedness
-        out = build_outputs(
-            est.joints,
-            est.vertices,
-            est.vertex_confidence,
-            self._model.pipeline.faces,
-            header,
-            self._p["frame_prefix"],
-            handedness,
-            with_mesh,
-            est.joint_rotations,
-        )
-        self._pub_joints.publish(out.joints)
-        self._pub_vertices.publish(out.vertices)
-        self._tf.sendTransform(out.transforms)
-        if with_markers:
-            self._pub_markers.publish(out.markers)
-        self._shown_header = header
+        transforms: list[Any] = []
+        gone = []
+        for side in SIDES:
+            hand = est.side(side)
+            if hand is None:
+                gone.append(side)
+                continue
+            assert hand.joints is not None and hand.vertices is not None
+            assert hand.vertex_confidence is not None
+            pubs = self._pubs[side]
+            with_markers = pubs.markers.get_subscription_count() > 0
+            rate = self._p["markers_max_rate_hz"]
+            now = time.monotonic()
+            with_mesh = with_markers and (
+                rate <= 0 or now - self._last_mesh_marker_s[side] >= 1.0 / rate
+            )
+            if with_mesh:
+                self._last_mesh_marker_s[side] = now
+            out = build_outputs(
+                hand.joints,
+                hand.vertices,
+                hand.vertex_confidence,
+                _faces(pipeline, side),
+                header,
+                self._p["frame_prefix"],
+                side,
+                with_mesh,
+                hand.joint_rotations,
+            )
+            pubs.joints.publish(out.joints)
+            pubs.vertices.publish(out.vertices)
+            transforms += out.transforms
+            if with_markers:
+                pubs.markers.publish(out.markers)
+            self._shown_header[side] = header
+        if transforms:  # both hands' frames in one message: a listener sees them together
+            self._tf.sendTransform(transforms)
+        self._clear_markers(header, gone)
 
     # ------------------------------------------------------------------ diagnostics
 
@@ -432,6 +471,8 @@ class HandMeshNode(Node):
                 "unmatched_messages": str(self._sync.dropped),
                 "input_errors": str(s.input_errors),
                 "last_result": s.last_result,
+                "hands_meshed": str(self._last_pair[0]),
+                "last_pair": self._last_pair[1],
                 "last_error": s.last_error,
                 "sync": self._sync.backend,
             }
@@ -460,22 +501,25 @@ class HandMeshNode(Node):
         self._worker.stop(timeout_s=5.0)
 
 
-def _marker_type() -> type:
-    from visualization_msgs.msg import MarkerArray
+class _SidePublishers:
+    """The publishers of one side: ``hand/<side>/joints``, ``hand/<side>/vertices``,
+    ``hand/<side>/markers`` (relative names)."""
 
-    return MarkerArray
+    def __init__(self, node: Node, side: str, qos: int) -> None:
+        from geometry_msgs.msg import PoseArray
+        from sensor_msgs.msg import PointCloud2
+        from visualization_msgs.msg import MarkerArray
+
+        self.joints = node.create_publisher(PoseArray, f"hand/{side}/joints", qos)
+        self.vertices = node.create_publisher(PointCloud2, f"hand/{side}/vertices", qos)
+        self.markers = node.create_publisher(MarkerArray, f"hand/{side}/markers", qos)
 
 
-def _pose_array_type() -> type:
-    from geometry_msgs.msg import PoseArray
-
-    return PoseArray
-
-
-def _cloud_type() -> type:
-    from sensor_msgs.msg import PointCloud2
-
-    return PointCloud2
+def _faces(pipeline: HandMeshPipeline | MeshUVPipeline, side: str) -> np.ndarray:
+    """(F, 3) triangles of a hand of ``side`` (outward; the legacy path has one winding)."""
+    if isinstance(pipeline, HandMeshPipeline):
+        return pipeline.faces_for(side)
+    return pipeline.faces
 
 
 def main(args: Sequence[str] | None = None) -> int:

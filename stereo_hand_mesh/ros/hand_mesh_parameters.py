@@ -127,10 +127,23 @@ HAND_MESH_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "frame_prefix",
         "hand_",
-        "TF child frame prefix: <frame_prefix><joint_name> (no leading slash, no spaces)",
+        "TF child frames <frame_prefix><side>_<joint_name>, side right or left (no leading "
+        "slash, no spaces)",
         applies="live",
     ),
-    _setting("handedness", "hand to fit: right or left", choices=HANDEDNESS),
+    _setting(
+        "handedness",
+        "auto: every hand, each with its side read from both views; right or left: only hands "
+        "of that side (outputs hand/<side>/...)",
+        choices=HANDEDNESS,
+    ),
+    _setting("max_hands", "the most hands meshed per pair", 1, 4),
+    _setting(
+        "new_hand_search_period",
+        "while fewer than max_hands are tracked, look for more every this many pairs",
+        1,
+        1000,
+    ),
     _setting(
         "min_presence",
         "below this hand presence (keypoint network) in either view, no mesh",
@@ -192,7 +205,10 @@ HAND_MESH_PARAMETERS: tuple[ParamSpec, ...] = (
         100.0,
     ),
     ParamSpec(
-        "publish_overlay", False, "publish hand/overlay (left image with skeleton)", applies="live"
+        "publish_overlay",
+        False,
+        "publish hand/overlay (left image with every hand's skeleton)",
+        applies="live",
     ),
     ParamSpec(
         "markers_max_rate_hz",

@@ -1,20 +1,23 @@
-"""The output messages of ``hand_mesh_node``, built from a pipeline estimate.
+"""The output messages of ``hand_mesh_node``, built from a pipeline estimate, one hand at a time.
 
 Every builder takes the left image's header and copies its stamp and frame_id into the
-output. Positions are metres in that (left optical) frame.
+output. Positions are metres in that (left optical) frame. Each hand has a side (``right`` or
+``left``, :data:`~stereo_hand_mesh.pipeline.estimator.SIDES`), and its outputs carry it:
 
-* ``hand/joints``: geometry_msgs/PoseArray, the 21 joints in
+* ``hand/<side>/joints``: geometry_msgs/PoseArray, the 21 joints in
   :data:`~stereo_hand_mesh.hand.joints.JOINT_NAMES` order, each with its joint frame's
   orientation (identity where the estimate has none: the legacy mesh-uv models).
-* ``hand/vertices``: sensor_msgs/PointCloud2, one point per mesh vertex, fields ``x``, ``y``,
-  ``z``, ``confidence`` (float32, little-endian, point_step 16, unorganized: height 1).
-* ``/tf``: one TransformStamped per joint (child ``<prefix><joint_name>``, rotated by the
-  fitted skeleton: x along the bone toward the fingertip, z toward the palmar side, y = z x x;
-  see :mod:`stereo_hand_mesh.pipeline.fit`) and one palm frame
-  (child ``<prefix>palm``, origin at the palm centre, axes of
-  :func:`~stereo_hand_mesh.hand.joints.palm_frame`).
-* ``hand/markers``: visualization_msgs/MarkerArray in namespaces ``mesh`` (TRIANGLE_LIST),
-  ``joints`` (SPHERE_LIST) and ``skeleton`` (LINE_LIST); one DELETEALL marker clears them.
+* ``hand/<side>/vertices``: sensor_msgs/PointCloud2, one point per mesh vertex, fields ``x``,
+  ``y``, ``z``, ``confidence`` (float32, little-endian, point_step 16, unorganized: height 1).
+* ``/tf``: one TransformStamped per joint (child ``<prefix><side>_<joint_name>``, rotated by
+  the fitted skeleton: x along the bone toward the fingertip, z toward the palmar side,
+  y = z x x; see :mod:`stereo_hand_mesh.pipeline.fit`) and one palm frame
+  (child ``<prefix><side>_palm``, origin at the palm centre, axes of
+  :func:`~stereo_hand_mesh.hand.joints.palm_frame`). The node sends both hands' transforms
+  of a pair in one TFMessage.
+* ``hand/<side>/markers``: visualization_msgs/MarkerArray in namespaces ``<side>_mesh``
+  (TRIANGLE_LIST), ``<side>_joints`` (SPHERE_LIST) and ``<side>_skeleton`` (LINE_LIST), in
+  colours of their side (:data:`SIDE_COLOURS`); one DELETEALL marker clears them.
 """
 
 from __future__ import annotations
@@ -25,16 +28,20 @@ from typing import Any
 
 import numpy as np
 
+from stereo_hand_mesh.errors import ConfigError
 from stereo_hand_mesh.hand.joints import JOINT_NAMES, JOINT_PARENTS, palm_frame
+from stereo_hand_mesh.pipeline.estimator import SIDES
 
 __all__ = [
-    "MARKER_NAMESPACES",
+    "MARKER_KINDS",
     "PALM_FRAME_SUFFIX",
+    "SIDE_COLOURS",
     "OutputMessages",
     "build_outputs",
     "delete_markers_msg",
     "joint_frame_names",
     "marker_array_msg",
+    "marker_namespaces",
     "point_cloud_msg",
     "pose_array_msg",
     "quaternion_from_matrix",
@@ -42,13 +49,38 @@ __all__ = [
 ]
 
 PALM_FRAME_SUFFIX = "palm"
-MARKER_NAMESPACES = ("mesh", "joints", "skeleton")
+#: The markers of one hand, in message order (namespace ``<side>_<kind>``).
+MARKER_KINDS = ("mesh", "joints", "skeleton")
+#: RGBA of each side's (mesh, joint spheres, skeleton lines): a right hand in warm skin, red
+#: joints and green bones; a left hand in cool skin, blue joints and yellow bones.
+SIDE_COLOURS: dict[str, tuple[tuple[float, float, float, float], ...]] = {
+    "right": ((0.95, 0.75, 0.62, 0.85), (1.0, 0.1, 0.1, 1.0), (0.1, 0.9, 0.2, 1.0)),
+    "left": ((0.62, 0.78, 0.95, 0.85), (0.15, 0.35, 1.0, 1.0), (1.0, 0.85, 0.1, 1.0)),
+}
 _BONES = np.array([(j, p) for j, p in enumerate(JOINT_PARENTS) if p >= 0], dtype=np.int64)
 
 
-def joint_frame_names(prefix: str) -> list[str]:
-    """TF child frame names: ``<prefix><joint_name>`` for the 21 joints, then the palm."""
-    return [f"{prefix}{name}" for name in JOINT_NAMES] + [f"{prefix}{PALM_FRAME_SUFFIX}"]
+def _check_side(side: str) -> str:
+    if side not in SIDES:
+        raise ConfigError(f"hand side expected one of {SIDES}; got {side!r}")
+    return side
+
+
+def joint_frame_names(prefix: str, side: str) -> list[str]:
+    """TF child frame names of one hand: ``<prefix><side>_<joint_name>`` for the 21 joints,
+    then ``<prefix><side>_palm``.
+
+    Raises:
+        ConfigError: ``side`` is neither ``"right"`` nor ``"left"``.
+    """
+    stem = f"{prefix}{_check_side(side)}_"
+    return [f"{stem}{name}" for name in JOINT_NAMES] + [f"{stem}{PALM_FRAME_SUFFIX}"]
+
+
+def marker_namespaces(side: str) -> list[str]:
+    """The marker namespaces of one hand: ``<side>_mesh``, ``<side>_joints``,
+    ``<side>_skeleton``."""
+    return [f"{_check_side(side)}_{kind}" for kind in MARKER_KINDS]
 
 
 def quaternion_from_matrix(rotation: np.ndarray) -> tuple[float, float, float, float]:
@@ -127,21 +159,23 @@ def transforms_msgs(
     palm: tuple[np.ndarray, np.ndarray],
     header: Any,
     prefix: str,
+    side: str,
     rotations: np.ndarray | None = None,
 ) -> list[Any]:
-    """TransformStamped list: every joint frame, then the palm frame.
+    """TransformStamped list of one hand: every joint frame, then the palm frame.
 
     Args:
         joints: (21, 3) joints, metres, in ``header.frame_id``.
         palm: (origin (3,), rotation (3, 3)) of the palm frame.
         header: the left image's header (stamp and parent frame).
         prefix: child frame prefix (``frame_prefix``).
+        side: ``"right"`` or ``"left"`` (children ``<prefix><side>_<joint_name>``).
         rotations: (21, 3, 3) joint frames (columns: axes in ``header.frame_id``), or None
             for identities.
     """
     from geometry_msgs.msg import TransformStamped
 
-    names = joint_frame_names(prefix)
+    names = joint_frame_names(prefix, side)
     out = []
     positions = [*np.asarray(joints, dtype=np.float64).tolist(), palm[0].tolist()]
     quats = [*_quaternions(rotations, len(JOINT_NAMES)), quaternion_from_matrix(palm[1])]
@@ -177,33 +211,39 @@ def marker_array_msg(
     joints: np.ndarray,
     faces: np.ndarray,
     header: Any,
+    side: str,
 ) -> Any:
-    """visualization_msgs/MarkerArray: mesh (when ``vertices`` is given), joints, skeleton.
+    """visualization_msgs/MarkerArray of one hand: mesh (when ``vertices`` is given), joints,
+    skeleton, in the namespaces and colours of its side.
 
     Args:
         vertices: (V, 3) metres, or None to leave the mesh out (rate-limited meshes).
         joints: (21, 3) metres.
         faces: (F, 3) int triangle indices into ``vertices``.
         header: the left image's header.
+        side: ``"right"`` or ``"left"`` (:func:`marker_namespaces`, :data:`SIDE_COLOURS`).
     """
     from visualization_msgs.msg import Marker, MarkerArray
 
+    ns_mesh, ns_joints, ns_skeleton = marker_namespaces(side)
+    rgba_mesh, rgba_joints, rgba_skeleton = SIDE_COLOURS[side]
     markers = []
     if vertices is not None:
-        mesh = _marker(header, "mesh", Marker.TRIANGLE_LIST, (0.95, 0.75, 0.62, 0.85), 1.0)
+        mesh = _marker(header, ns_mesh, Marker.TRIANGLE_LIST, rgba_mesh, 1.0)
         mesh.points = _points(np.asarray(vertices)[np.asarray(faces).reshape(-1)])
         markers.append(mesh)
-    spheres = _marker(header, "joints", Marker.SPHERE_LIST, (1.0, 0.1, 0.1, 1.0), 0.008)
+    spheres = _marker(header, ns_joints, Marker.SPHERE_LIST, rgba_joints, 0.008)
     spheres.points = _points(joints)
     markers.append(spheres)
-    lines = _marker(header, "skeleton", Marker.LINE_LIST, (0.1, 0.9, 0.2, 1.0), 0.004)
+    lines = _marker(header, ns_skeleton, Marker.LINE_LIST, rgba_skeleton, 0.004)
     lines.points = _points(np.asarray(joints)[_BONES.reshape(-1)])
     markers.append(lines)
     return MarkerArray(markers=markers)
 
 
 def delete_markers_msg(header: Any) -> Any:
-    """A MarkerArray with one DELETEALL marker (clears the hand in RViz)."""
+    """A MarkerArray with one DELETEALL marker (clears the hand of the topic it is published
+    on: each side has its own topic and RViz display)."""
     from visualization_msgs.msg import Marker, MarkerArray
 
     return MarkerArray(markers=[Marker(header=header, action=Marker.DELETEALL)])
@@ -211,7 +251,7 @@ def delete_markers_msg(header: Any) -> Any:
 
 @dataclass(frozen=True)
 class OutputMessages:
-    """The messages of one pair with a mesh (see the module docstring)."""
+    """The messages of one meshed hand (see the module docstring)."""
 
     joints: Any
     vertices: Any
@@ -230,19 +270,27 @@ def build_outputs(
     with_mesh: bool,
     joint_rotations: np.ndarray | None = None,
 ) -> OutputMessages:
-    """Every output message of one estimate (the node publishes them; the latency benchmark
-    times them).
+    """Every output message of one meshed hand (the node publishes them; the latency
+    benchmark times them).
 
     Args:
         joints: (21, 3) metres; vertices: (V, 3) metres; vertex_confidence: (V,) in [0, 1];
         faces: (F, 3) triangles; header: the left image's header; frame_prefix: TF child
-        prefix; handedness: of the palm frame; with_mesh: include the mesh marker;
+        prefix; handedness: the hand's side, ``"right"`` or ``"left"`` (its palm frame, TF
+        names, marker namespaces and colours); with_mesh: include the mesh marker;
         joint_rotations: (21, 3, 3) joint frames or None (identities).
+
+    Raises:
+        ConfigError: ``handedness`` is neither ``"right"`` nor ``"left"``.
     """
-    palm = palm_frame(joints, handedness)
+    palm = palm_frame(joints, _check_side(handedness))
     return OutputMessages(
         joints=pose_array_msg(joints, header, joint_rotations),
         vertices=point_cloud_msg(vertices, vertex_confidence, header),
-        transforms=transforms_msgs(joints, palm, header, frame_prefix, joint_rotations),
-        markers=marker_array_msg(vertices if with_mesh else None, joints, faces, header),
+        transforms=transforms_msgs(
+            joints, palm, header, frame_prefix, handedness, joint_rotations
+        ),
+        markers=marker_array_msg(
+            vertices if with_mesh else None, joints, faces, header, handedness
+        ),
     )
