@@ -364,6 +364,63 @@ def test_sim_without_hand_publishes_empty_ground_truth_in_the_given_frames(tmp_p
         assert {m.header.frame_id for m in peer.messages[topic]} == {"cam_r"}
 
 
+def test_sim_with_two_hands_publishes_each_hands_ground_truth(tmp_path, ros_context):
+    """hands: 2: the left hand's joints on sim/gt_joints_left with the right hand's stamp,
+    QoS and frame; each hand inside both images, on its own side of the view."""
+    peer = Peer(ros_context, "sim_two_hands_peer")
+    try:
+        for msg_type, topic, qos in _TOPICS:
+            peer.subscribe(msg_type, topic, qos)
+        peer.subscribe(PoseArray, "sim/gt_joints_left", 200)
+        frames = 24
+        params = {"rate_hz": 15.0, "loop_seconds": 8.0, "width": SMALL[0], "height": SMALL[1]}
+        params.update(max_frames=frames, hands=2, seed=1)
+        log = _run_sim(peer, tmp_path, params)
+    finally:
+        peer.close()
+    assert "two hands visible" in log and "and sim/gt_joints_left" in log, log
+    right, left = peer.messages["sim/gt_joints"], peer.messages["sim/gt_joints_left"]
+    # Reliable, depth 10, like sim/gt_joints: every frame's left-hand truth arrives.
+    assert len(right) == frames and len(left) == frames, (len(right), len(left), log)
+    assert [stamp_key(m.header) for m in left] == [stamp_key(m.header) for m in right]
+    assert {m.header.frame_id for m in left} == {DEFAULT_LEFT_FRAME_ID}
+    info = peer.messages["left/camera_info"][0]
+    k = np.array(info.k).reshape(3, 3)
+    baseline = STB_BUMBLEBEE2.baseline_m
+    us = {}
+    for side, msgs in (("right", right), ("left", left)):
+        joints = np.array([joints_of(m) for m in msgs])
+        assert joints.shape == (frames, NUM_JOINTS, 3)
+        for tx in (0.0, baseline):
+            u = k[0, 0] * (joints[..., 0] - tx) / joints[..., 2] + k[0, 2]
+            v = k[1, 1] * joints[..., 1] / joints[..., 2] + k[1, 2]
+            assert (u >= 0).all() and (u < SMALL[0]).all(), side
+            assert (v >= 0).all() and (v < SMALL[1]).all(), side
+        us[side] = (k[0, 0] * joints[..., 0] / joints[..., 2] + k[0, 2]).mean(axis=1)
+        steps = np.linalg.norm(np.diff(joints, axis=0), axis=2).max()
+        assert steps < MAX_STEP_M, f"{side}: a joint moves {steps * 100:.1f} cm in one frame"
+    # The right hand on the image's left, the left hand on its right, in every frame.
+    assert (us["right"] < us["left"]).all()
+
+
+def test_sim_with_one_hand_publishes_no_left_hand_topic(tmp_path, ros_context):
+    peer = Peer(ros_context, "sim_one_hand_peer")
+    params = {"rate_hz": 10.0, "width": 160, "height": 120, "max_frames": 20}
+    node = NodeProcess("stereo_camera_sim", tmp_path / "sim.log", params)
+    try:
+        peer.subscribe(PoseArray, "sim/gt_joints", 200)
+        peer.subscribe(PoseArray, "sim/gt_joints_left", 200)
+        assert peer.spin_until(lambda: len(peer.messages["sim/gt_joints"]) >= 3, 60), node.log()
+        right_publishers = peer.node.count_publishers("sim/gt_joints")
+        left_publishers = peer.node.count_publishers("sim/gt_joints_left")
+    finally:
+        node.stop()
+        peer.close()
+    assert (right_publishers, left_publishers) == (1, 0)
+    assert not peer.messages["sim/gt_joints_left"]
+    assert "one hand visible" in node.log_path.read_text()
+
+
 @pytest.mark.parametrize(
     ("params", "expected"),
     [

@@ -1,7 +1,9 @@
 """The ``stereo_camera_sim`` node: a synthetic rectified stereo camera with ground truth.
 
-A procedural hand moves in front of STB's Bumblebee2 rig (intrinsics scaled to ``width`` x
-``height``; baseline 120.054 mm) along the periodic motion of
+A procedural hand (``hands: 1``, default) or a person's two hands (``hands: 2``: the right
+hand on the image's left, the left hand on its right, each with its own motion; they hide
+each other where they pass) moves in front of STB's Bumblebee2 rig (intrinsics scaled to
+``width`` x ``height``; baseline 120.054 mm) along the periodic motion of
 :mod:`stereo_hand_mesh.data.motion`, rendered in the ``source`` or ``target`` look of the
 synthetic data. Published on relative names, so ``hand_mesh_node`` in the same namespace
 needs no remapping:
@@ -9,23 +11,28 @@ needs no remapping:
 * ``left/image_rect``, ``right/image_rect`` (sensor_msgs/Image, ``encoding``) and
   ``left/camera_info``, ``right/camera_info`` (sensor_msgs/CameraInfo; the right P carries
   ``Tx = -fx * B``), all reliable with depth 5 (as image_transport publishes);
-* ``sim/gt_joints`` (geometry_msgs/PoseArray, reliable, depth 10): the 21 joints in the left
-  optical frame, metres, in :data:`~stereo_hand_mesh.hand.joints.JOINT_NAMES` order, with
-  identity orientations; empty (no poses) when ``hand_visible`` is false.
+* ``sim/gt_joints`` (geometry_msgs/PoseArray, reliable, depth 10): the right hand's 21
+  joints in the left optical frame, metres, in
+  :data:`~stereo_hand_mesh.hand.joints.JOINT_NAMES` order, with identity orientations; empty
+  (no poses) when ``hand_visible`` is false;
+* ``sim/gt_joints_left`` (same type and QoS; ``hands: 2`` only): the left hand's 21 joints
+  (the mirrored template's, same names and order); empty when ``hand_visible`` is false.
 
-The five messages of a frame carry the same stamp (the node clock when the frame is
-published); the left ones and the ground truth carry ``left_frame_id``, the right ones
+The messages of a frame carry the same stamp (the node clock when the frame is published);
+the left ones and the ground truth carry ``left_frame_id``, the right ones
 ``right_frame_id``.
 
 Rendering takes tens of milliseconds per pair, so the ``round(rate_hz * loop_seconds)``
 frames of one loop (at most ``max_frames``) are rendered once at start-up, before the
 publishing timer starts; they are then played over and over, which keeps the rate steady
 (measured on a 2-core machine at 15 Hz and 8 s: 120 frames in about 9-10 s at 640x480, the
-first frame about 12 s after the process starts; 3-4 s and 6 s at 320x240).
+first frame about 12 s after the process starts; 3-4 s and 6 s at 320x240; two hands take
+about 1.3 times as long).
 
 Usage::
 
     stereo_camera_sim --ros-args -p rate_hz:=15.0 -p domain:=target -p max_frames:=300
+    stereo_camera_sim --ros-args -p hands:=2
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ if TYPE_CHECKING:  # torch-heavy: imported when rendering starts, not to check p
     from stereo_hand_mesh.data.motion import HandMotion, MotionFrame
 
 __all__ = [
+    "GT_LEFT_TOPIC",
     "NODE_NAME",
     "STEREO_CAMERA_SIM_PARAMETERS",
     "SimFrameMessages",
@@ -71,6 +79,8 @@ NODE_NAME = "stereo_camera_sim"
 #: Output topics (relative names).
 LEFT_IMAGE_TOPIC, RIGHT_IMAGE_TOPIC = "left/image_rect", "right/image_rect"
 LEFT_INFO_TOPIC, RIGHT_INFO_TOPIC = "left/camera_info", "right/camera_info"
+#: The left hand's ground truth (``hands: 2``); ``DEFAULT_GT_TOPIC`` carries the right hand's.
+GT_LEFT_TOPIC = "sim/gt_joints_left"
 #: The pre-rendered loop may hold at most this many bytes of images.
 _MAX_LOOP_BYTES = 2 << 30
 #: Time given to the middleware to deliver the last frame before exiting, seconds.
@@ -111,6 +121,14 @@ STEREO_CAMERA_SIM_PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("hand_visible", True, "false: frames without a hand (empty ground truth)"),
     ParamSpec(
+        "hands",
+        1,
+        "1: a right hand; 2: a person's right and left hand, each with its own motion "
+        "(the left hand's ground truth on sim/gt_joints_left)",
+        1,
+        2,
+    ),
+    ParamSpec(
         "wait_for_subscribers",
         False,
         "hold the first frame until every output topic has a subscriber",
@@ -141,6 +159,7 @@ class StereoCameraSimConfig:
         left_frame_id, right_frame_id: frame ids of the two cameras.
         max_frames: frames to publish before exiting; 0 = until shut down.
         hand_visible: False renders the background alone.
+        hands: 1 (a right hand) or 2 (a right and a left hand).
         wait_for_subscribers: publish nothing until every output topic has a matched
             subscriber (so that a listener started with the node gets frame 0 on).
         render_threads: torch and OpenCV threads for rendering.
@@ -157,6 +176,7 @@ class StereoCameraSimConfig:
     right_frame_id: str = DEFAULT_RIGHT_FRAME_ID
     max_frames: int = 0
     hand_visible: bool = True
+    hands: int = 1
     wait_for_subscribers: bool = False
     render_threads: int = 1
 
@@ -209,7 +229,10 @@ def sim_motion(config: StereoCameraSimConfig) -> HandMotion:
     rig = rig_for_size(config.width, config.height, None)
     synth = SynthSettings(domain=config.domain, rig=rig)
     settings = HandMotionSettings(
-        loop_seconds=config.loop_seconds, margin_px=max(4.0, 12.0 * config.width / 640)
+        loop_seconds=config.loop_seconds,
+        margin_px=max(4.0, 12.0 * config.width / 640),
+        hands=config.hands,
+        midline_overlap_px=16.0 * config.width / 640,
     )
     return HandMotion(template_hand(), synth, settings, config.seed)
 
@@ -220,12 +243,15 @@ class SimFrameMessages:
 
     Attributes:
         left, right: sensor_msgs/Image.
-        gt: geometry_msgs/PoseArray (21 poses, or none without a hand).
+        gt: geometry_msgs/PoseArray: the right hand's joints (21 poses, or none without a
+            hand).
+        gt_left: the left hand's (two hands), or None (one hand).
     """
 
     left: Any
     right: Any
     gt: Any
+    gt_left: Any = None
 
 
 def _frame_messages(frame: MotionFrame, config: StereoCameraSimConfig) -> SimFrameMessages:
@@ -234,7 +260,11 @@ def _frame_messages(frame: MotionFrame, config: StereoCameraSimConfig) -> SimFra
     left = array_to_image_msg(rgb8_to_encoding(frame.left, enc), enc)
     right = array_to_image_msg(rgb8_to_encoding(frame.right, enc), enc)
     gt = PoseArray() if frame.joints is None else pose_array_msg(frame.joints, None)
-    return SimFrameMessages(left, right, gt)
+    gt_left = None
+    if config.hands == 2:
+        joints = frame.joints_by_side.get("left")
+        gt_left = PoseArray() if joints is None else pose_array_msg(joints, None)
+    return SimFrameMessages(left, right, gt, gt_left)
 
 
 class StereoCameraSim(Node):
@@ -262,13 +292,18 @@ class StereoCameraSim(Node):
         self._pub_left_info = self.create_publisher(CameraInfo, LEFT_INFO_TOPIC, sensor)
         self._pub_right_info = self.create_publisher(CameraInfo, RIGHT_INFO_TOPIC, sensor)
         self._pub_gt = self.create_publisher(PoseArray, DEFAULT_GT_TOPIC, gt_qos)
+        self._pub_gt_left = (
+            self.create_publisher(PoseArray, GT_LEFT_TOPIC, gt_qos)
+            if self.config.hands == 2
+            else None
+        )
         self._outputs = (
             self._pub_left,
             self._pub_right,
             self._pub_left_info,
             self._pub_right_info,
             self._pub_gt,
-        )
+        ) + ((self._pub_gt_left,) if self._pub_gt_left is not None else ())
         self._frames: list[SimFrameMessages] = []
         self._infos: tuple[Any, Any] | None = None
         self._timer: Any = None
@@ -302,7 +337,8 @@ class StereoCameraSim(Node):
         times = loop_frame_times(c.loop_seconds, c.rate_hz)[: c.loop_frames]
         self.get_logger().info(
             f"motion ready in {time.perf_counter() - start:.1f} s; rendering {len(times)} "
-            f"frames ({c.width}x{c.height}, {c.domain} domain, seed {c.seed}, hand "
+            f"frames ({c.width}x{c.height}, {c.domain} domain, seed {c.seed}, "
+            f"{'one hand' if c.hands == 1 else 'two hands'} "
             f"{'visible' if c.hand_visible else 'hidden'}) ..."
         )
         render_start = time.perf_counter()
@@ -321,7 +357,7 @@ class StereoCameraSim(Node):
             f"({1e3 * (now - render_start) / len(times):.0f} ms per frame; start-up "
             f"{took:.1f} s); publishing {c.encoding} at {c.rate_hz:g} Hz on "
             f"{LEFT_IMAGE_TOPIC}, {RIGHT_IMAGE_TOPIC}, {LEFT_INFO_TOPIC}, {RIGHT_INFO_TOPIC} "
-            f"and {DEFAULT_GT_TOPIC}"
+            f"and {DEFAULT_GT_TOPIC}" + (f" and {GT_LEFT_TOPIC}" if c.hands == 2 else "")
         )
         return took
 
@@ -338,7 +374,8 @@ class StereoCameraSim(Node):
         return all(pub.get_subscription_count() > 0 for pub in self._outputs)
 
     def _publish_next(self) -> None:
-        """Publish the next frame of the loop: five messages with one stamp."""
+        """Publish the next frame of the loop: five (six with two hands) messages with one
+        stamp."""
         assert self._infos is not None
         c = self.config
         if c.wait_for_subscribers and self.published == 0 and not self._all_subscribed():
@@ -357,6 +394,9 @@ class StereoCameraSim(Node):
         self._pub_left_info.publish(self._infos[0])
         self._pub_right_info.publish(self._infos[1])
         self._pub_gt.publish(frame.gt)
+        if self._pub_gt_left is not None:
+            frame.gt_left.header = left_header
+            self._pub_gt_left.publish(frame.gt_left)
         self.published += 1
         if c.max_frames and self.published >= c.max_frames:
             self._timer.cancel()
