@@ -36,6 +36,7 @@ from stereo_hand_mesh.pipeline.estimator import (
     HandMeshPipeline,
     PipelineSettings,
     StereoCrops,
+    pair_all_palms,
     pair_palms,
 )
 from stereo_hand_mesh.pipeline.palm import PalmDetection
@@ -489,3 +490,24 @@ def test_pair_palms_matches_a_naive_search(tabletop_rig: StereoRig, seed: int) -
         assert (got is None) == (expected is None), (got, expected)
         if got is not None:
             assert got[0] is expected[0] and got[1] is expected[1]
+
+
+def test_pair_all_palms_does_not_cross_two_hands_on_the_same_rows(rig: StereoRig) -> None:
+    # Two hands at about 0.8 m on the same rows (palm boxes 80 px: 8 cm at fx 823 and
+    # disparities near 123 px). By score alone the left view's best palm (x 467) would take
+    # the right view's best (x 174: the other hand) and leave the second hand unpaired.
+    def palm(u: float, score: float) -> PalmDetection:
+        return PalmDetection(score, np.array([u, 240.0, 80.0, 80.0]), np.tile([u, 240.0], (7, 1)))
+
+    left = [palm(467.0, 0.90), palm(298.0, 0.86)]
+    right = [palm(174.0, 0.87), palm(345.0, 0.78)]
+    for box_m in ((0.04, 0.2), (0.001, 10.0)):  # with and without the palm size rule
+        pairs = pair_all_palms(left, right, rig, 0.5, box_m)
+        got = sorted((pl.box[0], pr.box[0]) for pl, pr in pairs)
+        assert got == [(298.0, 174.0), (467.0, 345.0)], box_m
+    # The crossed pair alone implies a 3.3 cm palm box: refused.
+    assert pair_all_palms(left[:1], right[:1], rig, 0.5) == []
+    assert len(pair_all_palms(left[:1], right[:1], rig, 0.5, (0.001, 10.0))) == 1
+    # Each palm used once; the best pair first.
+    pairs = pair_all_palms(left + left, right, rig, 0.5)
+    assert len(pairs) == 2 and pairs[0][0].score * pairs[0][1].score >= 0.86 * 0.87 - 1e-9

@@ -114,6 +114,8 @@ class PipelineSettings:
         palm_min_score: the palm detector's score threshold at a cold start.
         stereo_row_tolerance: a right-view palm pairs with the left one when their centres'
             rows differ by at most this fraction of the palm's height.
+        palm_box_m: the smallest and largest palm box (metres) a left palm and its
+            right-view twin may imply through their disparity (:func:`pair_all_palms`).
         refine_cold_start: at a cold start, re-cut the crops from the first keypoints and
             run the landmark network once more.
         published_joints: ``"blended"`` (each joint fitted where the template explains its
@@ -148,6 +150,7 @@ class PipelineSettings:
     min_presence: float = 0.5
     palm_min_score: float = 0.5
     stereo_row_tolerance: float = 0.5
+    palm_box_m: tuple[float, float] = (0.04, 0.2)
     refine_cold_start: bool = True
     published_joints: str = "blended"
     blend_residual_px: float = 8.0
@@ -178,6 +181,9 @@ class PipelineSettings:
                 "new_hand_search_period expected an integer >= 1 (pairs); got "
                 f"{self.new_hand_search_period!r}"
             )
+        lo, hi = self.palm_box_m
+        if not (0.0 < lo < hi and math.isfinite(hi)):
+            raise ConfigError(f"palm_box_m expected 0 < smallest < largest; got {self.palm_box_m}")
         if not (0.0 <= self.handedness_margin < 0.5):
             raise ConfigError(
                 f"handedness_margin expected in [0, 0.5); got {self.handedness_margin}"
@@ -338,15 +344,76 @@ def implausible_extent(vertices: np.ndarray, settings: PipelineSettings) -> str 
     return None
 
 
+#: Palms per view that the stereo pairing considers (the detector's best ones).
+_MAX_PALMS = 6
+
+
 def pair_all_palms(
-    left: list[PalmDetection], right: list[PalmDetection], rig: StereoRig, row_tolerance: float
+    left: list[PalmDetection],
+    right: list[PalmDetection],
+    rig: StereoRig,
+    row_tolerance: float,
+    palm_box_m: tuple[float, float] = (0.04, 0.2),
 ) -> list[tuple[PalmDetection, PalmDetection]]:
-    """Every left palm with its right-view match, best first; each palm used once.
+    """Every left palm with its right-view twin, best first; each palm used once.
+
+    A right palm can be a left one's twin when their centres' rows differ by at most
+    ``row_tolerance`` times the left palm's height (a rectified pair puts a point on the same
+    row in both views), its disparity ``d = (u_l - cx_l) - (u_r - cx_r)`` is positive (in
+    front of the cameras), and the palm box's size that disparity implies,
+    ``baseline * box_px / d``, is a hand's (``palm_box_m``; whatever the depth, a palm's box
+    in pixels over its disparity is its size over the baseline). Of all ways to pair the
+    palms, the one with the most pairs wins, then the highest product of the scores: two
+    hands on the same rows are not crossed over (a greedy choice by score can pair one hand's
+    left palm with the other hand's right palm and leave the second hand unpaired).
+
+    Args:
+        left: palms of the left view, image pixels (the first ``_MAX_PALMS`` are used).
+        right: palms of the right view, image pixels (likewise).
+        rig: the rectified rig.
+        row_tolerance: in palm heights.
+        palm_box_m: the smallest and largest palm box, metres (measured: 4.8-12 cm on
+            tabletop_a and on our renders).
+    """
+    left, right = left[:_MAX_PALMS], right[:_MAX_PALMS]
+    score = np.full((len(left), len(right)), -np.inf)
+    for i, pl in enumerate(left):
+        for j, pr in enumerate(right):
+            disparity = (pl.box[0] - rig.left.cx) - (pr.box[0] - rig.right.cx)
+            same_rows = abs(pl.box[1] - pr.box[1]) <= row_tolerance * pl.box[3]
+            if not (same_rows and disparity > 0.0):
+                continue
+            size_m = rig.baseline * float(max(pl.box[2], pl.box[3])) / disparity
+            if palm_box_m[0] <= size_m <= palm_box_m[1]:
+                score[i, j] = math.log(max(pl.score * pr.score, 1e-12))
+    best: tuple[int, float, tuple[int, ...]] = (0, 0.0, ())
+
+    def search(i: int, used: tuple[int, ...], count: int, total: float) -> None:
+        nonlocal best
+        if i == len(left):
+            if (count, total) > best[:2]:
+                best = (count, total, used)
+            return
+        for j in range(len(right)):
+            if j not in used and np.isfinite(score[i, j]):
+                search(i + 1, (*used, j), count + 1, total + float(score[i, j]))
+        search(i + 1, (*used, -1), count, total)
+
+    search(0, (), 0, 0.0)
+    pairs = [(i, j) for i, j in enumerate(best[2]) if j >= 0]
+    pairs.sort(key=lambda ij: -score[ij])
+    return [(left[i], right[j]) for i, j in pairs]
+
+
+def pair_palms(
+    left: list[PalmDetection], right: list[PalmDetection], rig: StereoRig, row_tolerance: float
+) -> tuple[PalmDetection, PalmDetection] | None:
+    """The best single left palm with its right-view match, or None.
 
     A right palm matches a left one when their centres' rows differ by at most
-    ``row_tolerance`` times the left palm's height (a rectified pair puts a point on the same
-    row in both views) and its disparity ``(u_l - cx_l) - (u_r - cx_r)`` is positive (in
-    front of the cameras). Pairs are taken greedily by the product of the scores.
+    ``row_tolerance`` times the left palm's height and its disparity
+    ``(u_l - cx_l) - (u_r - cx_r)`` is positive. Pairs are ranked by the product of the
+    scores (:func:`pair_all_palms` pairs every hand of a view).
 
     Args:
         left: palms of the left view, image pixels.
@@ -354,29 +421,14 @@ def pair_all_palms(
         rig: the rectified rig.
         row_tolerance: in palm heights.
     """
-    candidates = []
-    for i, pl in enumerate(left):
-        for j, pr in enumerate(right):
+    best, best_score = None, 0.0
+    for pl in left:
+        for pr in right:
             disparity = (pl.box[0] - rig.left.cx) - (pr.box[0] - rig.right.cx)
             same_rows = abs(pl.box[1] - pr.box[1]) <= row_tolerance * pl.box[3]
-            if same_rows and disparity > 0.0:
-                candidates.append((pl.score * pr.score, -i, -j))
-    pairs, used_l, used_r = [], set(), set()
-    for _, mi, mj in sorted(candidates, reverse=True):
-        if -mi not in used_l and -mj not in used_r:
-            used_l.add(-mi)
-            used_r.add(-mj)
-            pairs.append((left[-mi], right[-mj]))
-    return pairs
-
-
-def pair_palms(
-    left: list[PalmDetection], right: list[PalmDetection], rig: StereoRig, row_tolerance: float
-) -> tuple[PalmDetection, PalmDetection] | None:
-    """The best left palm with its right-view match (:func:`pair_all_palms`' first), or
-    None."""
-    pairs = pair_all_palms(left, right, rig, row_tolerance)
-    return pairs[0] if pairs else None
+            if same_rows and disparity > 0.0 and pl.score * pr.score > best_score:
+                best, best_score = (pl, pr), pl.score * pr.score
+    return best
 
 
 def _published(
@@ -586,7 +638,7 @@ class HandMeshPipeline:
             return [], ["no hand found (no palm in the left view)"]
         if roi_box is not None:
             palms[0] = palms[0][:1]
-        pairs = pair_all_palms(palms[0], palms[1], rig, s.stereo_row_tolerance)
+        pairs = pair_all_palms(palms[0], palms[1], rig, s.stereo_row_tolerance, s.palm_box_m)
         paired = {id(pl) for pl, _ in pairs}
         notes = []
         # A left palm whose right twin the detector missed or put off the rows: match its
