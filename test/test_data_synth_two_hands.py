@@ -235,11 +235,15 @@ def test_both_hands_share_one_depth_buffer(hand, faces_t) -> None:
     assert not other.annotation["visibility"][hidden].any()
 
 
-def test_the_realistic_render_keeps_each_hand_and_its_forearm(frames, motion) -> None:
-    """The realistic look (forearms, skin detail): each hand's mask lies around its joints'
-    projections, and the masks do not overlap."""
+@pytest.mark.parametrize("domain", ["source", "target"])
+def test_the_realistic_render_keeps_each_hand_and_its_forearm(hand, domain) -> None:
+    """The realistic look (forearms, skin detail; the target domain's shadow map of both
+    hands): each hand's mask lies around its joints' projections, the masks do not overlap,
+    and the frame carries both hands' truths."""
+    motion = HandMotion(hand, SynthSettings(domain=domain), HandMotionSettings(hands=2), 4)
     rig = motion.synth.rig
-    pair_hands = frames[0]
+    faces_t = torch.from_numpy(hand.faces.astype(np.int64))
+    pair_hands = render_motion_frame(motion, 0, 1.0, faces_t)
     scenes = motion.scenes_at(pair_hands.time_s)
     rendered = render_scene(
         motion.hand,

@@ -900,13 +900,14 @@ def _hand_parts(
 
 def _scene_mesh(
     hand: HandModel, scenes: Sequence[HandScene], extras: SceneExtras
-) -> tuple[_SceneMesh, list[np.ndarray], list[np.ndarray]]:
+) -> tuple[_SceneMesh, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """The scene's mesh, and each hand's vertices (V, 3) and joints (21, 3) in the left
-    frame (``scenes``' order; the first hand may hold a prop)."""
+    frame and its faces (F, 3) indexing its own vertices (``scenes``' order; the first hand
+    may hold a prop)."""
     parts: list[tuple] = []
     occlusion: list[np.ndarray] = []
     hand_of_part: list[int] = []
-    hands_verts, hands_joints = [], []
+    hands_verts, hands_joints, hands_faces = [], [], []
     for k, scene in enumerate(scenes):
         own = scene.appearance.extras if scene.appearance.extras is not None else extras
         p, o, verts, joints = _hand_parts(hand, scene, own.arm)
@@ -915,6 +916,7 @@ def _scene_mesh(
         hand_of_part += [k] + [-1] * (len(p) - 1)
         hands_verts.append(verts)
         hands_joints.append(joints)
+        hands_faces.append(p[0][4])
     props = list(extras.background.props) if extras.background is not None else []
     if extras.hold_rgb is not None:
         up = extras.lights.up
@@ -951,7 +953,7 @@ def _scene_mesh(
         arm_vertex=arm_vertex,
         arm_face=is_arm,
     )
-    return mesh, hands_verts, hands_joints
+    return mesh, hands_verts, hands_joints, hands_faces
 
 
 def _backdrop(
@@ -1019,7 +1021,7 @@ def _render_realistic(
     a = scene.appearance
     extras = a.extras
     assert extras is not None
-    mesh, hands_verts, hands_joints = _scene_mesh(hand, scenes, extras)
+    mesh, hands_verts, hands_joints, hands_faces = _scene_mesh(hand, scenes, extras)
     faces_all = torch.from_numpy(mesh.faces)
     verts = np.concatenate(hands_verts)
     bg_depth = max(a.background_depth_m, float(verts[:, 2].max()) + 0.2)
@@ -1027,7 +1029,10 @@ def _render_realistic(
     if len(scenes) == 1 and scene.handedness == "right":
         hand_faces_t = torch.from_numpy(hand.faces.astype(np.int64))
     else:  # every hand casts shadows (left hands with their flipped faces)
-        hand_faces_t = torch.from_numpy(mesh.faces[mesh.face_hand >= 0])
+        starts = np.cumsum([0] + [len(v) for v in hands_verts[:-1]])
+        hand_faces_t = torch.from_numpy(
+            np.concatenate([f + o for f, o in zip(hands_faces, starts, strict=True)])
+        )
     shadow = (
         _ShadowMap.build(verts, hand_faces_t, lights.key_dir, settings.shadow_map_px)
         if lights.shadows
