@@ -36,7 +36,7 @@ def sample() -> StereoSample:
 @pytest.fixture
 def peer(ros_context):
     p = Peer(ros_context)
-    p.subscribe(PoseArray, "hand/joints")
+    p.subscribe(PoseArray, "hand/right/joints")
     p.subscribe(DiagnosticArray, "/diagnostics")
     yield p
     p.close()
@@ -57,15 +57,18 @@ def test_compressed_input_over_best_effort_override_and_a_corrupt_jpeg(tmp_path,
     try:
         pub = PairPublisher(peer.node, reliable=False, transport="compressed")
         ok = peer.spin_until(
-            lambda: pub.subscribers() > 0 and peer.node.count_publishers("hand/joints") > 0, 30
+            lambda: pub.subscribers() > 0 and peer.node.count_publishers("hand/right/joints") > 0,
+            30,
         )
         assert ok, node.log()
         peer.spin_for(0.3)
         stamp = peer.node.get_clock().now().nanoseconds
         good = compressed_pair_messages(sample, stamp)
         pub.publish(good)
-        assert peer.spin_until(lambda: len(peer.messages["hand/joints"]) >= 1, 15), node.log()
-        msg = peer.messages["hand/joints"][0]
+        assert peer.spin_until(lambda: len(peer.messages["hand/right/joints"]) >= 1, 15), (
+            node.log()
+        )
+        msg = peer.messages["hand/right/joints"][0]
         assert stamp_key(msg.header) == stamp
         error_m = np.linalg.norm(joints_of(msg) - sample.joints, axis=1).mean()
         assert error_m < 0.05, f"mean joint error {error_m * 1e3:.1f} mm from JPEG input"
@@ -79,8 +82,10 @@ def test_compressed_input_over_best_effort_override_and_a_corrupt_jpeg(tmp_path,
         assert "joints" not in status["last_result"]
 
         pub.publish(compressed_pair_messages(sample, stamp + 200_000_000, codec="png"))
-        assert peer.spin_until(lambda: len(peer.messages["hand/joints"]) >= 2, 15), node.log()
-        stamps = [stamp_key(m.header) for m in peer.messages["hand/joints"]]
+        assert peer.spin_until(lambda: len(peer.messages["hand/right/joints"]) >= 2, 15), (
+            node.log()
+        )
+        stamps = [stamp_key(m.header) for m in peer.messages["hand/right/joints"]]
         assert stamps == [stamp, stamp + 200_000_000]  # the corrupt pair gave nothing
         assert "pair skipped" in node.log()
     finally:

@@ -10,15 +10,15 @@ its own process, and measure at its output, from this (another) process.
 * **Peak throughput**: the highest rate tried with under 5% dropped pairs, every lower rate
   tried also under 5% (:func:`peak_rate`: a rate above a failing one does not count).
 * **Latency**: at ``--latency-rate`` (30 Hz), from the input's header stamp to the arrival of
-  ``hand/joints`` here (median, p95, max).
+  ``hand/<side>/joints`` here (median, p95, max).
 * **Node resources**: CPU use (percent of one core, over the playback of the window) and
   resident memory, read from /proc through psutil.
 * **Soak**: windows at ``latency_rate_hz``; :func:`soak_summary` checks that resident memory
   after the warm-up stays within ``rss_growth_bound_mb`` of its first value and under
   ``rss_bound_mb``, and that the drop rate of the second half is not above the first's.
 
-Only ``hand/joints`` and ``/diagnostics`` are subscribed (as a grasp planner would be): the
-node builds markers and overlays only for subscribers.
+Only ``hand/right/joints``, ``hand/left/joints`` and ``/diagnostics`` are subscribed (as a
+grasp planner would be): the node builds markers and overlays only for subscribers.
 """
 
 from __future__ import annotations
@@ -141,7 +141,8 @@ class _Player:
 
 
 class _Listener:
-    """Subscriptions to hand/joints (latency) and /diagnostics (pairs processed)."""
+    """Subscriptions to hand/right/joints and hand/left/joints (latency) and /diagnostics
+    (pairs processed)."""
 
     def __init__(self, node: Any) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
@@ -152,7 +153,8 @@ class _Listener:
         self.processed = 0
         self.diagnostics: dict[str, str] = {}
         self.node = node
-        node.create_subscription(PoseArray, "hand/joints", self._on_joints, 100)
+        for side in ("right", "left"):
+            node.create_subscription(PoseArray, f"hand/{side}/joints", self._on_joints, 100)
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
 
     def _on_joints(self, msg: Any) -> None:
