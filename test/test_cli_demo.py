@@ -1,4 +1,6 @@
-"""``stereo-hand-mesh demo`` run for a few seconds as a real process tree (sim, node, monitor)."""
+"""``stereo-hand-mesh demo`` run for a few seconds as a real process tree (sim with two hands,
+node with handedness auto, monitor): both hands meshed, each scored against its own side's
+ground truth."""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from node_process import BIN
 
 from stereo_hand_mesh.data.image_io import read_image_rgb
 
-# One monitor line: time, rate (Hz), latency p50 (ms), joint error (mm), status.
-_LINE = re.compile(r"^\s*(\d+\.\d)\s+(\d+\.\d)\s+(\d+\.\d)\s+(\d+\.\d)\s+\S")
+# One monitor line: time, rate (Hz), latency p50 (ms), then per side (right, left) the hands
+# meshed in that second and their mean joint error (mm, "-" without one), status.
+_NUM = r"\s+(\d+\.\d|-)"
+_LINE = re.compile(r"^\s*(\d+\.\d)\s+(\d+\.\d)" + _NUM + r"\s+(\d+)" + _NUM + r"\s+(\d+)" + _NUM)
 
 
 def test_demo_connects_the_sim_to_the_node_and_writes_its_results(tmp_path):
@@ -38,20 +42,31 @@ def test_demo_connects_the_sim_to_the_node_and_writes_its_results(tmp_path):
     sim_log = (out / "stereo_camera_sim.log").read_text()
     assert "on left/image_rect, right/image_rect, left/camera_info, right/camera_info" in sim_log
 
-    # The monitor printed a rate / latency / joint error line about every second.
-    assert "rate(Hz)  latency p50(ms)  joint error(mm)" in run.stdout
+    # Two hands, each side's hand on its own topics and scored against its own truth.
+    assert "two hands visible" in sim_log and "sim/gt_joints_left" in sim_log
+
+    # The monitor printed a rate / latency / per-side line about every second.
+    assert "rate(Hz)  latency p50(ms)  right: meshed  error(mm)  left: meshed  error(mm)" in (
+        run.stdout
+    )
     lines = [m.groups() for m in map(_LINE.match, run.stdout.splitlines()) if m]
     assert len(lines) >= 3, run.stdout
-    rates = [float(g[1]) for g in lines]
-    errors = [float(g[3]) for g in lines]
-    assert max(rates) > 1.0, run.stdout
-    assert all(0.0 < e < 60.0 for e in errors), run.stdout
+    assert max(float(g[1]) for g in lines) > 1.0, run.stdout
+    for meshed, error in ((3, 4), (5, 6)):
+        assert sum(int(g[meshed]) for g in lines) > 0, run.stdout
+        errors = [float(g[error]) for g in lines if g[error] != "-"]
+        assert errors and all(0.0 < e < 60.0 for e in errors), run.stdout
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["meshes"] > 0 and summary["camera_pairs"] >= summary["meshes"] // 2
     assert math.isfinite(summary["joint_error_mean_mm"]), summary
     assert 0.0 < summary["joint_error_mean_mm"] < 60.0, summary
     assert 0.0 < summary["latency_p50_ms"] < 1000.0, summary
+    for side in ("right", "left"):
+        s = summary["sides"][side]
+        assert s["hands_in_view"] > 0 and s["meshes"] > 0, summary["sides"]
+        assert 0.0 < s["joint_error_mean_mm"] < 60.0, summary["sides"]
+        assert f"demo: {side} hand: meshed in {s['meshes']} of {s['hands_in_view']}" in run.stdout
     assert summary["node_diagnostics"]["model"] == "(shipped default)"
     assert int(summary["node_diagnostics"]["meshes_published"]) > 0
 

@@ -1,10 +1,14 @@
 """``stereo-hand-mesh demo``: the demo graph without launch_ros, and a monitor.
 
-Starts ``stereo_camera_sim`` and ``hand_mesh_node`` as processes with the same parameter
-files ``demo.launch.py`` gives them (config/stereo_camera_sim.yaml or config/hand_mesh.yaml,
-then config/demo.yaml), waits for the first mesh, then prints once a second the output rate,
-the stamp-to-arrival latency and the mean joint error against the simulator's ground truth.
-At the end it writes overlay PNGs and ``summary.json`` into ``--out`` and says where they are.
+Starts ``stereo_camera_sim`` (two hands: a person's right and left hand, each with its own
+motion) and ``hand_mesh_node`` (``handedness: auto``: each hand's side read from the image)
+as processes with the same parameter files ``demo.launch.py`` gives them
+(config/stereo_camera_sim.yaml or config/hand_mesh.yaml, then config/demo.yaml), waits for the
+first mesh, then prints once a second the rate of meshed pairs, the stamp-to-arrival latency
+and, per side, the hands meshed and their mean joint error against that side's ground truth
+(``hand/right/joints`` against ``sim/gt_joints``, ``hand/left/joints`` against
+``sim/gt_joints_left``). At the end it writes overlay PNGs and ``summary.json`` into ``--out``
+and says where they are.
 
 The demo is one machine: unless already set, its processes get
 ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and the shared-memory Fast DDS profile
@@ -135,7 +139,10 @@ def run_demo(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
-        print(" time   rate(Hz)  latency p50(ms)  joint error(mm)  status")
+        print(
+            " time   rate(Hz)  latency p50(ms)  right: meshed  error(mm)  left: meshed  "
+            "error(mm)  status"
+        )
         start = time.monotonic()
         overlays: list[Path] = []
         every = args.seconds / max(args.overlays, 1)
@@ -144,10 +151,13 @@ def run_demo(args: argparse.Namespace) -> int:
             tick = time.monotonic()
             spin(1.0)
             s = monitor.summary(tick).as_dict()
+            right, left = s["sides"]["right"], s["sides"]["left"]
             print(
                 f"{time.monotonic() - start:5.1f}   {s['rate_hz']:6.1f}    "
                 f"{_fmt(s['latency_p50_ms'], '10.1f')}       "
-                f"{_fmt(s['joint_error_mean_mm'], '10.1f')}       {monitor.last_status}",
+                f"{right['meshes']:6d}  {_fmt(right['joint_error_mean_mm'], '9.1f')}     "
+                f"{left['meshes']:6d}  {_fmt(left['joint_error_mean_mm'], '9.1f')}    "
+                f"{monitor.last_status}",
                 flush=True,
             )
             if monitor.last_overlay is not None and time.monotonic() >= next_overlay:
@@ -174,11 +184,18 @@ def run_demo(args: argparse.Namespace) -> int:
         rclpy.try_shutdown()
         _stop(procs)
     print(
-        f"demo: {summary.get('meshes', 0)} meshes in {summary.get('seconds', 0):.0f} s "
-        f"({summary.get('rate_hz', 0):.1f} Hz), latency p50 "
+        f"demo: {summary.get('meshes', 0)} meshed pairs of {summary.get('camera_pairs', 0)} in "
+        f"{summary.get('seconds', 0):.0f} s ({summary.get('rate_hz', 0):.1f} Hz), latency p50 "
         f"{_fmt(summary.get('latency_p50_ms'), '.1f')} ms, mean joint error "
         f"{_fmt(summary.get('joint_error_mean_mm'), '.1f')} mm"
     )
+    for side, s in summary.get("sides", {}).items():
+        share = s["mesh_fraction"]
+        print(
+            f"demo: {side} hand: meshed in {s['meshes']} of {s['hands_in_view']} pairs"
+            f"{'' if share is None else f' ({100 * share:.0f}%)'}, mean joint error "
+            f"{_fmt(s['joint_error_mean_mm'], '.1f')} mm"
+        )
     print(
         f"demo: wrote {out / 'summary.json'} and {len(summary.get('overlays', []))} overlay "
         f"PNGs in {out}/"

@@ -1,10 +1,13 @@
 """A monitor node: output rate, latency and joint error of ``hand_mesh_node`` against the
-simulated camera's ground truth (the demo and the system tests use it).
+simulated camera's ground truth, per hand side (the demo uses it).
 
-Latency is measured across processes: from the left image's header stamp (set by the camera
-when it published) to the arrival of ``hand/joints`` here. The joint error pairs each
-``hand/joints`` with the ``sim/gt_joints`` of the same stamp (mean Euclidean distance over the
-21 joints, millimetres).
+``hand_mesh_node`` publishes each side's hand on its own topic (``hand/right/joints``,
+``hand/left/joints``); ``stereo_camera_sim`` publishes the right hand's ground truth on
+``sim/gt_joints`` and, with two hands, the left hand's on ``sim/gt_joints_left``. Per side,
+each joints message is paired with the ground truth of the same stamp and side (mean Euclidean
+distance over the 21 joints, millimetres). Latency is measured across processes: from the
+left image's header stamp (set by the camera when it published) to the arrival here of the
+pair's first joints message (either side). A pair is meshed when either side's joints came.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ from rclpy.node import Node
 
 from stereo_hand_mesh._machine import percentile
 
-__all__ = ["MonitorNode", "MonitorSummary"]
+__all__ = ["JOINT_TOPICS", "SIDES", "TRUTH_TOPICS", "MonitorNode", "MonitorSummary"]
+
+#: Sides the monitor follows, and their topics (relative names).
+SIDES = ("right", "left")
+JOINT_TOPICS = {"right": "hand/right/joints", "left": "hand/left/joints"}
+TRUTH_TOPICS = {"right": "sim/gt_joints", "left": "sim/gt_joints_left"}
+#: Stamps of ground truth kept for matching, per side.
+_KEEP_TRUTHS = 600
 
 
 def _stamp_ns(header: Any) -> int:
@@ -32,17 +42,27 @@ def _positions(msg: Any) -> np.ndarray:
     return np.array([[p.position.x, p.position.y, p.position.z] for p in msg.poses])
 
 
+def _stat(values: list[float], q: float | None) -> float | None:
+    if not values:
+        return None
+    return float(statistics.median(values) if q is None else percentile(values, q))
+
+
 @dataclass
 class MonitorSummary:
     """What the monitor saw in a window.
 
     Attributes:
         seconds: window length, s.
-        meshes: ``hand/joints`` messages received.
-        truths: ``sim/gt_joints`` messages received (pairs the camera published).
-        rate_hz: meshes per second.
-        latency_ms: stamp-to-arrival latencies of the meshes, ms.
-        errors_mm: mean joint errors of meshes matched to ground truth, mm.
+        meshes: pairs with a mesh of either side (distinct stamps).
+        truths: pairs the camera published (``sim/gt_joints`` messages received).
+        rate_hz: meshed pairs per second.
+        latency_ms: stamp-to-arrival latencies of the meshed pairs, ms.
+        errors_mm: mean joint errors of the hands matched to their side's ground truth, mm
+            (both sides).
+        side_meshes: {side: hands of that side received}.
+        side_truths: {side: that side's ground-truth messages with a hand in them}.
+        side_errors_mm: {side: mean joint errors of that side's matched hands, mm}.
     """
 
     seconds: float
@@ -51,31 +71,84 @@ class MonitorSummary:
     rate_hz: float
     latency_ms: list[float] = field(default_factory=list)
     errors_mm: list[float] = field(default_factory=list)
+    side_meshes: dict[str, int] = field(default_factory=dict)
+    side_truths: dict[str, int] = field(default_factory=dict)
+    side_errors_mm: dict[str, list[float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON form with medians and p95 (None where there is no sample)."""
-
-        def stat(values: list[float], q: float | None) -> float | None:
-            if not values:
-                return None
-            return float(statistics.median(values) if q is None else percentile(values, q))
-
+        """JSON form with medians and p95 (None where there is no sample); ``sides`` holds
+        each side's hands, the share of that side's true hands meshed and the joint error."""
+        sides = {}
+        for side in SIDES:
+            errors = self.side_errors_mm.get(side, [])
+            meshes, truths = self.side_meshes.get(side, 0), self.side_truths.get(side, 0)
+            sides[side] = {
+                "meshes": meshes,
+                "hands_in_view": truths,
+                "mesh_fraction": round(min(meshes / truths, 1.0), 4) if truths else None,
+                "joint_error_mean_mm": float(np.mean(errors)) if errors else None,
+                "joint_error_median_mm": _stat(errors, None),
+            }
         return {
             "seconds": round(self.seconds, 3),
             "meshes": self.meshes,
             "camera_pairs": self.truths,
             "mesh_fraction": round(self.meshes / self.truths, 4) if self.truths else None,
             "rate_hz": round(self.rate_hz, 3),
-            "latency_p50_ms": stat(self.latency_ms, None),
-            "latency_p95_ms": stat(self.latency_ms, 0.95),
+            "latency_p50_ms": _stat(self.latency_ms, None),
+            "latency_p95_ms": _stat(self.latency_ms, 0.95),
             "latency_max_ms": max(self.latency_ms) if self.latency_ms else None,
             "joint_error_mean_mm": float(np.mean(self.errors_mm)) if self.errors_mm else None,
-            "joint_error_median_mm": stat(self.errors_mm, None),
+            "joint_error_median_mm": _stat(self.errors_mm, None),
+            "sides": sides,
         }
 
 
+class _SideMatcher:
+    """One side's joints paired with that side's ground truth by stamp."""
+
+    def __init__(self) -> None:
+        self.truth: dict[int, np.ndarray] = {}
+        self.truth_order: deque[int] = deque()
+        self.pending: dict[int, tuple[np.ndarray, float]] = {}
+        #: (arrival monotonic s, error mm or nan) per hand of this side
+        self.meshes: list[tuple[float, float]] = []
+        #: arrival monotonic s of each ground truth with a hand in it
+        self.truth_arrivals: list[float] = []
+
+    def on_truth(self, key: int, joints: np.ndarray, arrival: float) -> None:
+        if len(joints) == 0:  # no hand of this side in view
+            return
+        self.truth_arrivals.append(arrival)
+        self.truth[key] = joints
+        self.truth_order.append(key)
+        while len(self.truth_order) > _KEEP_TRUTHS:
+            self.truth.pop(self.truth_order.popleft(), None)
+        pending = self.pending.pop(key, None)
+        if pending is not None:
+            self._match(key, *pending)
+
+    def on_joints(self, key: int, joints: np.ndarray, arrival: float) -> None:
+        if key in self.truth:
+            self._match(key, joints, arrival)
+        else:  # the ground truth may arrive after the mesh
+            self.pending[key] = (joints, arrival)
+            self.meshes.append((arrival, float("nan")))
+            while len(self.pending) > _KEEP_TRUTHS:
+                self.pending.pop(next(iter(self.pending)))
+
+    def _match(self, key: int, joints: np.ndarray, arrival: float) -> None:
+        error = float(np.linalg.norm(joints - self.truth[key], axis=1).mean() * 1e3)
+        for i in range(len(self.meshes) - 1, -1, -1):
+            if self.meshes[i][0] == arrival:
+                self.meshes[i] = (arrival, error)
+                return
+        self.meshes.append((arrival, error))
+
+
 class MonitorNode(Node):
-    """Subscribes to ``hand/joints``, ``sim/gt_joints``, ``hand/overlay`` and ``/diagnostics``."""
+    """Subscribes to ``hand/right/joints``, ``hand/left/joints``, ``sim/gt_joints``,
+    ``sim/gt_joints_left``, ``hand/overlay`` and ``/diagnostics``."""
 
     def __init__(self, name: str = "hand_mesh_monitor", **kwargs: Any) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
@@ -84,52 +157,49 @@ class MonitorNode(Node):
 
         super().__init__(name, **kwargs)
         self._lock = threading.Lock()
-        self._truth: dict[int, np.ndarray] = {}
-        self._truth_order: deque[int] = deque()
-        self._pending: dict[int, tuple[np.ndarray, float]] = {}
-        #: (arrival monotonic s, latency ms, error mm or nan) per mesh
-        self.meshes: list[tuple[float, float, float]] = []
-        #: arrival monotonic s per ground-truth message
+        self._sides = {side: _SideMatcher() for side in SIDES}
+        #: (arrival monotonic s, latency ms) per meshed pair (its first joints message)
+        self.pairs: list[tuple[float, float]] = []
+        self._seen_stamps: dict[int, None] = {}
+        #: arrival monotonic s per camera pair (``sim/gt_joints`` message)
         self.truth_arrivals: list[float] = []
         self.last_overlay: Any = None
         self.last_diagnostics: dict[str, str] = {}
         self.last_status = ""
-        self.create_subscription(PoseArray, "hand/joints", self._on_joints, 50)
-        self.create_subscription(PoseArray, "sim/gt_joints", self._on_truth, 50)
+        for side in SIDES:
+            self.create_subscription(
+                PoseArray, JOINT_TOPICS[side], lambda msg, s=side: self._on_joints(s, msg), 50
+            )
+            self.create_subscription(
+                PoseArray, TRUTH_TOPICS[side], lambda msg, s=side: self._on_truth(s, msg), 50
+            )
         self.create_subscription(Image, "hand/overlay", self._on_overlay, 2)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
 
-    def _on_truth(self, msg: Any) -> None:
-        key = _stamp_ns(msg.header)
+    @property
+    def meshes(self) -> list[tuple[float, float]]:
+        """(arrival monotonic s, latency ms) of every meshed pair so far."""
         with self._lock:
-            self.truth_arrivals.append(time.monotonic())
-            self._truth[key] = _positions(msg)
-            self._truth_order.append(key)
-            while len(self._truth_order) > 600:
-                self._truth.pop(self._truth_order.popleft(), None)
-            pending = self._pending.pop(key, None)
-            if pending is not None:
-                self._match(key, *pending)
+            return list(self.pairs)
 
-    def _on_joints(self, msg: Any) -> None:
+    def _on_truth(self, side: str, msg: Any) -> None:
+        arrival = time.monotonic()
+        with self._lock:
+            if side == SIDES[0]:
+                self.truth_arrivals.append(arrival)
+            self._sides[side].on_truth(_stamp_ns(msg.header), _positions(msg), arrival)
+
+    def _on_joints(self, side: str, msg: Any) -> None:
         arrival = time.monotonic()
         latency_ms = (self.get_clock().now().nanoseconds - _stamp_ns(msg.header)) / 1e6
         key = _stamp_ns(msg.header)
-        joints = _positions(msg)
         with self._lock:
-            if key in self._truth:
-                self._match(key, joints, arrival, latency_ms)
-            else:  # the ground truth may arrive after the mesh
-                self._pending[key] = (joints, arrival, latency_ms)
-                self.meshes.append((arrival, latency_ms, float("nan")))
-
-    def _match(self, key: int, joints: np.ndarray, arrival: float, latency_ms: float) -> None:
-        error = float(np.linalg.norm(joints - self._truth[key], axis=1).mean() * 1e3)
-        for i in range(len(self.meshes) - 1, -1, -1):
-            if self.meshes[i][0] == arrival:
-                self.meshes[i] = (arrival, latency_ms, error)
-                return
-        self.meshes.append((arrival, latency_ms, error))
+            if key not in self._seen_stamps:
+                self._seen_stamps[key] = None
+                self.pairs.append((arrival, latency_ms))
+                while len(self._seen_stamps) > _KEEP_TRUTHS:
+                    self._seen_stamps.pop(next(iter(self._seen_stamps)))
+            self._sides[side].on_joints(key, _positions(msg), arrival)
 
     def _on_overlay(self, msg: Any) -> None:
         self.last_overlay = msg
@@ -143,15 +213,28 @@ class MonitorNode(Node):
     def summary(self, since: float, until: float | None = None) -> MonitorSummary:
         """What arrived between monotonic times ``since`` and ``until`` (default: now)."""
         until = time.monotonic() if until is None else until
+
+        def inside(t: float) -> bool:
+            return since <= t < until
+
         with self._lock:
-            meshes = [m for m in self.meshes if since <= m[0] < until]
-            truths = sum(1 for t in self.truth_arrivals if since <= t < until)
+            pairs = [p for p in self.pairs if inside(p[0])]
+            truths = sum(1 for t in self.truth_arrivals if inside(t))
+            side_meshes, side_truths, side_errors = {}, {}, {}
+            for side, m in self._sides.items():
+                hands = [h for h in m.meshes if inside(h[0])]
+                side_meshes[side] = len(hands)
+                side_truths[side] = sum(1 for t in m.truth_arrivals if inside(t))
+                side_errors[side] = [h[1] for h in hands if np.isfinite(h[1])]
         seconds = max(until - since, 1e-9)
         return MonitorSummary(
             seconds=seconds,
-            meshes=len(meshes),
+            meshes=len(pairs),
             truths=truths,
-            rate_hz=len(meshes) / seconds,
-            latency_ms=[m[1] for m in meshes],
-            errors_mm=[m[2] for m in meshes if np.isfinite(m[2])],
+            rate_hz=len(pairs) / seconds,
+            latency_ms=[p[1] for p in pairs],
+            errors_mm=[e for side in SIDES for e in side_errors[side]],
+            side_meshes=side_meshes,
+            side_truths=side_truths,
+            side_errors_mm=side_errors,
         )
