@@ -80,6 +80,10 @@ def _assert_tracked_and_near(lines: list[dict], motion: list[StereoSample]) -> N
         assert np.asarray(line["keypoints_px"]).shape == (2, 21, 2)
         err = _mean_error(line, sample)
         assert err < MEAN_JOINT_M, f"pair {line['index']}: {1e3 * err:.1f} mm"
+        # Every hand is listed; the one hand here is the top-level one, one id throughout.
+        (hand,) = line["hands"]
+        assert hand["joints"] == line["joints"]
+        assert hand["hand_id"] == lines[0]["hands"][0]["hand_id"]
     # Tracking as the node does: the palm detector runs on the first pair only.
     assert "detect" in lines[0]["timings_ms"]
     assert all("detect" not in line["timings_ms"] for line in lines[1:]), [
@@ -104,6 +108,7 @@ def test_mcap_bag_to_json_lines_video_and_summary(tmp_path, motion, capsys) -> N
     assert _video_frames(video) == (PAIRS, 640, 480)
     result = json.loads(summary.read_text())
     assert (result["pairs"], result["found"], result["skipped"]) == (PAIRS, PAIRS, 0)
+    assert sum(result["hands_meshed_by_side"].values()) == PAIRS
     median = float(np.median([line["latency_ms"] for line in lines]))
     assert result["latency_ms"]["median"] == pytest.approx(median)
     printed = capsys.readouterr().out

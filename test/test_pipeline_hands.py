@@ -180,3 +180,40 @@ def test_one_hand_searched_every_pair_is_not_duplicated(nets, scenes, rig: Stere
         assert "detect" in result.timings_ms  # the search ran, and found only this hand
         ids.add(result.hands[0].hand_id)
     assert len(ids) == 1
+
+
+def test_infer_writes_every_hand(scenes, rig: StereoRig, tmp_path) -> None:
+    import json
+
+    from stereo_hand_mesh.cli import main as cli_main
+    from stereo_hand_mesh.data import write_camera_info_yaml, write_image_png
+
+    scene = scenes[0]
+    left_info, right_info = STB_BUMBLEBEE2.camera_infos()
+    files = {}
+    for name, image in (("left", scene.left), ("right", scene.right)):
+        files[name] = tmp_path / f"{name}.png"
+        write_image_png(files[name], image)
+    write_camera_info_yaml(tmp_path / "left.yaml", left_info)
+    write_camera_info_yaml(tmp_path / "right.yaml", right_info)
+    out = tmp_path / "infer.json"
+    args = [
+        "infer", "--left", str(files["left"]), "--right", str(files["right"]),
+        "--left-info", str(tmp_path / "left.yaml"), "--right-info", str(tmp_path / "right.yaml"),
+        "--backend", "onnxruntime", "--keypoint-variant", "lite", "--json", str(out),
+        "--overlay", str(tmp_path / "overlay.png"),
+    ]  # fmt: skip
+    assert cli_main(args) == 0
+    result = json.loads(out.read_text())
+    assert sorted(h["handedness"] for h in result["hands"]) == ["left", "right"]
+    for hand in result["hands"]:
+        truth = scene.truth[hand["handedness"]]
+        err = np.linalg.norm(np.array(hand["joints"]) - truth, axis=1).mean()
+        assert err < MEAN_JOINT_M, (hand["handedness"], err)
+    best = max(result["hands"], key=lambda h: h["confidence"])
+    assert result["joints"] == best["joints"] and result["hand_side"] == best["handedness"]
+    assert len(result["hands"][0]["vertices"]) == len(result["vertices"])
+    # One hand only: --max-hands 1.
+    assert cli_main([*args, "--max-hands", "1"]) == 0
+    result = json.loads(out.read_text())
+    assert len(result["hands"]) == 1 and "more than max_hands 1" in result["dropped"][0]["reason"]

@@ -294,6 +294,10 @@ def test_infer_command_writes_joints_with_names(
     assert result["joint_names"][0] == "wrist" and len(result["joints"]) == 21
     assert len(result["vertices"]) == template_hand().num_vertices
     assert overlay.stat().st_size > 1000
+    # Every hand: the legacy mesh network gives one, the top-level one.
+    (hand,) = result["hands"]
+    assert hand["joints"] == result["joints"] and hand["handedness"] == result["hand_side"]
+    assert result["dropped"] == []
 
 
 def test_infer_bad_inputs(

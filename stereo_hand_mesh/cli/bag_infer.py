@@ -9,7 +9,9 @@ rectification of raw views, the rig) and the same pipeline object the node drive
 next as the node does. Outputs:
 
 - ``--jsonl``: one JSON object per pair, written and flushed as each pair ends, so that an
-  interrupted run keeps every pair it finished (keys: :data:`JSONL_KEYS`);
+  interrupted run keeps every pair it finished (keys: :data:`JSONL_KEYS`; the top-level
+  joints are the most confident hand's, ``hands`` holds every meshed hand with its id and
+  side, ``dropped`` the hands given no mesh and why: :func:`hand_records`);
 - ``--video``: the overlay of the left view (:func:`~stereo_hand_mesh.pipeline.overlay.
   draw_overlay`), one frame per pair (frame ``n`` is JSON line ``n``; a skipped pair is a dark
   frame with its reason), MP4 through OpenCV's ``mp4v`` writer;
@@ -36,7 +38,13 @@ from stereo_hand_mesh.errors import ConfigError, DataError, StereoHandMeshError
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["JSONL_KEYS", "BagInferOptions", "add_bag_arguments", "run_bag_infer"]
+__all__ = [
+    "JSONL_KEYS",
+    "BagInferOptions",
+    "add_bag_arguments",
+    "hand_records",
+    "run_bag_infer",
+]
 
 #: Keys of every JSON line (``vertices`` only with ``--with-vertices``).
 JSONL_KEYS = (
@@ -54,6 +62,8 @@ JSONL_KEYS = (
     "presence",
     "latency_ms",
     "timings_ms",
+    "hands",
+    "dropped",
 )
 
 #: Options of the single-pair ``infer`` that mean nothing with ``--bag``.
@@ -188,6 +198,37 @@ def _listed(value: Any) -> Any:
     return out.tolist()
 
 
+def hand_records(result: Any, with_vertices: bool) -> dict[str, list[dict[str, Any]]]:
+    """Every hand of a pair as JSON: ``hands`` (each meshed hand: ``hand_id``,
+    ``handedness``, ``confidence``, ``joints`` (21, 3) m, ``joint_confidence``,
+    ``keypoints_px`` (2, 21, 2), ``presence`` (2,), and ``vertices`` (V, 3) m when asked) and
+    ``dropped`` (each hand located but given no mesh: ``hand_id``, ``handedness``, ``reason``).
+
+    Args:
+        result: a :class:`~stereo_hand_mesh.pipeline.estimator.HandsEstimate`.
+        with_vertices: also write each hand's vertices.
+    """
+    hands = []
+    for h in result.hands:
+        item = {
+            "hand_id": int(h.hand_id),
+            "handedness": h.handedness,
+            "confidence": float(h.confidence),
+            "joints": _listed(h.joints),
+            "joint_confidence": _listed(h.joint_confidence),
+            "keypoints_px": _listed(h.keypoints),
+            "presence": _listed(h.presence),
+        }
+        if with_vertices:
+            item["vertices"] = _listed(h.vertices)
+        hands.append(item)
+    dropped = [
+        {"hand_id": int(h.hand_id), "handedness": h.handedness, "reason": h.reason}
+        for h in result.dropped
+    ]
+    return {"hands": hands, "dropped": dropped}
+
+
 def _video_writer(path: Path, fps: float, size: tuple[int, int]) -> Any:
     """An opened OpenCV MP4 writer, or DataError saying why not."""
     import cv2
@@ -302,6 +343,7 @@ def _run(
 
     settings = PipelineSettings(
         handedness=args.handedness,
+        max_hands=args.max_hands,
         min_confidence=args.min_confidence,
         smoothing=not args.no_smoothing,
         published_joints=args.joints,
@@ -323,6 +365,7 @@ def _run(
         out = opts.jsonl.open("w", encoding="utf-8")
     latencies: list[float] = []
     found = skipped = done = 0
+    by_side: dict[str, int] = {}
     video_size: tuple[int, int] | None = None
     t_start = time.perf_counter()
     bar = tqdm(
@@ -339,7 +382,7 @@ def _run(
                 "stamp_s": pair.stamp_ns / 1e9,
                 "frame_id": pair.frame_id,
             }
-            est = prepared = None
+            est = prepared = hands = None
             try:
                 sample = pair.decode()
                 t_decode = time.perf_counter()
@@ -347,9 +390,10 @@ def _run(
                     sample.left, sample.right, sample.left_info, sample.right_info
                 )
                 t_prepare = time.perf_counter()
-                est = pipeline.process(
+                hands = pipeline.process_hands(
                     prepared.left, prepared.right, prepared.rig, pair.stamp_ns / 1e9
                 )
+                est = hands.primary
             except StereoHandMeshError as err:
                 reason = f"{type(err).__name__}: {err}"
             latency = (time.perf_counter() - t0) * 1e3
@@ -359,10 +403,13 @@ def _run(
                     "found": False, "skipped": True, "reason": reason, "confidence": 0.0,
                     "joints": None, "joint_confidence": None, "keypoints_px": None,
                     "presence": None, "latency_ms": latency, "timings_ms": {},
+                    "hands": [], "dropped": [],
                 }  # fmt: skip
             else:
                 latencies.append(latency)
                 found += int(est.found)
+                for h in hands.hands:
+                    by_side[h.handedness] = by_side.get(h.handedness, 0) + 1
                 timings = {
                     "decode": (t_decode - t0) * 1e3,
                     "prepare": (t_prepare - t_decode) * 1e3,
@@ -379,6 +426,7 @@ def _run(
                     "presence": _listed(est.presence),
                     "latency_ms": latency,
                     "timings_ms": timings,
+                    **hand_records(hands, opts.with_vertices),
                 }
                 if opts.with_vertices:
                     record["vertices"] = _listed(est.vertices)
@@ -388,8 +436,8 @@ def _run(
             if writer is not None:
                 if video_size is None:
                     video_size = pair.size
-                if est is not None and prepared is not None:
-                    frame = draw_overlay(prepared.left, prepared.rig, est)
+                if hands is not None and prepared is not None:
+                    frame = draw_overlay(prepared.left, prepared.rig, hands)
                 else:
                     frame = _skipped_frame(video_size, record["reason"])
                 if (frame.shape[1], frame.shape[0]) != video_size:
@@ -411,6 +459,7 @@ def _run(
         "topics": topics.as_dict(),
         "pairs": done,
         "found": found,
+        "hands_meshed_by_side": by_side,
         "skipped": skipped,
         "interrupted": interrupted,
         "latency_ms": {
@@ -424,6 +473,7 @@ def _run(
         "backend_reason": choice.reason,
         "model": str(args.model) if args.model else choice.model,
         "handedness": args.handedness,
+        "max_hands": args.max_hands,
         "published_joints": args.joints,
         "frame": "left optical frame, metres",
         "joint_names": list(JOINT_NAMES),

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from stereo_hand_mesh.cli.bag_infer import add_bag_arguments
+from stereo_hand_mesh.cli.bag_infer import add_bag_arguments, hand_records
 
 __all__ = ["add_runtime_parsers"]
 
@@ -33,7 +33,11 @@ def add_runtime_parsers(sub: argparse._SubParsersAction) -> dict:
     i.add_argument("--right", type=Path, default=None, help="right rectified image")
     i.add_argument("--left-info", type=Path, default=None, help="left camera_info YAML")
     i.add_argument("--right-info", type=Path, default=None, help="right camera_info YAML")
-    i.add_argument("--handedness", choices=("right", "left"), default="right")
+    i.add_argument(
+        "--handedness", choices=("auto", "right", "left"), default="auto",
+        help="auto: each hand's side from the network; right/left: only hands of that side",
+    )  # fmt: skip
+    i.add_argument("--max-hands", type=int, default=2, help="the most hands per pair (1-4)")
     i.add_argument(
         "--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto"
     )
@@ -200,6 +204,7 @@ def run_infer(args: argparse.Namespace) -> int:
         raise CameraInfoError(f"{args.left_info} and {args.right_info}: {err}") from None
     settings = PipelineSettings(
         handedness=args.handedness,
+        max_hands=args.max_hands,
         min_confidence=args.min_confidence,
         smoothing=False,
         published_joints=args.joints,
@@ -213,7 +218,10 @@ def run_infer(args: argparse.Namespace) -> int:
         engine_file_path=args.engine,
         engine_dir=args.engine.parent if args.engine else None,
     )
-    est = choice.pipeline.process(left, right, rig, roi=tuple(args.roi) if args.roi else None)
+    hands = choice.pipeline.process_hands(
+        left, right, rig, roi=tuple(args.roi) if args.roi else None
+    )
+    est = hands.primary  # the top-level fields: the most confident hand (``hands``: all)
 
     def listed(value):
         return None if value is None else np.asarray(value).tolist()
@@ -227,6 +235,9 @@ def run_infer(args: argparse.Namespace) -> int:
         "model": str(args.model) if args.model else choice.model,
         "model_kind": choice.kind,
         "handedness": args.handedness,
+        "max_hands": args.max_hands,
+        "hand_id": int(est.hand_id),
+        "hand_side": est.handedness,
         "frame": "left optical frame, metres",
         "joint_names": list(JOINT_NAMES),
         "published_joints": args.joints,
@@ -240,12 +251,13 @@ def run_infer(args: argparse.Namespace) -> int:
         "vertices": listed(est.vertices),
         "vertex_confidence": listed(est.vertex_confidence),
         "timings_ms": est.timings_ms,
+        **hand_records(hands, with_vertices=True),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result) + "\n")
     if args.overlay is not None:
-        write_image_png(args.overlay, draw_overlay(left, rig, est))
-    status = f"confidence {est.confidence:.2f}" if est.found else est.reason
+        write_image_png(args.overlay, draw_overlay(left, rig, hands))
+    status = hands.summary()
     print(f"infer: {choice.reason}; {status}; wrote {args.json}")
     return 0  # "no hand" is a result (in the JSON), not an error
 
