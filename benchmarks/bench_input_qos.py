@@ -1,21 +1,28 @@
 #!/usr/bin/env python3
-"""Pairs delivered to hand_mesh_node by its input QoS and the Fast DDS profile.
+"""Pairs delivered to hand_mesh_node by its input QoS and the Fast DDS profiles.
 
 For each combination of the node's input reliability (best effort, reliable; set with the
 standard QoS override parameters ``qos_overrides./<topic>.subscription.reliability``) and the
-middleware profile (Fast DDS's defaults, i.e. FASTDDS_DEFAULT_PROFILES_FILE unset, or the
-project's shared-memory profile ``config/fastdds_shm.xml``), the benchmark starts
-``hand_mesh_node`` (its default settings otherwise) and, in a separate process, a publisher of
-640x480 rgb8 stereo pairs at 30 Hz that publishes reliably, keep last 10 (as image_transport
-and most camera drivers do). The publisher counts the pairs it sent; the node's
-``/diagnostics`` (``pairs_synchronized``) counts the pairs that reached it whole (all four
-messages, paired). Delivered = synchronized / sent.
+middleware profiles, the benchmark starts ``hand_mesh_node`` (its default settings otherwise)
+and, in a separate process, a publisher of 640x480 rgb8 stereo pairs at 30 Hz that publishes
+reliably, keep last 10 (as image_transport and most camera drivers do). The profiles:
 
-    ROS_DOMAIN_ID=77 .venv/bin/python benchmarks/bench_input_qos.py --rounds 3 \\
+* ``defaults``: Fast DDS's defaults in both processes (the node is given a profiles file
+  that changes nothing, which keeps it from loading its own);
+* ``node``: the node's own profile, ``config/fastdds_udp_inputs.xml``, which it loads by
+  itself when FASTDDS_DEFAULT_PROFILES_FILE is unset (stereo_hand_mesh.ros.fastdds_profile);
+  the publisher on Fast DDS's defaults. This is the default configuration;
+* ``shm``: ``config/fastdds_shm.xml`` (shared memory, 16 MB segments) in both processes.
+
+The publisher counts the pairs it sent; the node's ``/diagnostics`` (``pairs_synchronized``)
+counts the pairs that reached it whole (all four messages, paired). Delivered = synchronized
+/ sent.
+
+    .venv/bin/python benchmarks/bench_input_qos.py --domain 60 --domain-span 10 --rounds 3 \\
         --json benchmarks/results/input_qos.json
 
-Every process runs with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and a ROS_DOMAIN_ID of its
-own run (from ``--domain``, one per run). Writes JSON and a Markdown table beside it.
+Every process runs with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST; run k uses ROS_DOMAIN_ID
+``domain + k % domain_span``. Writes JSON and a Markdown table beside it.
 """
 
 from __future__ import annotations
@@ -29,9 +36,33 @@ import sys
 import time
 from pathlib import Path
 
+from stereo_hand_mesh.ros.fastdds_profile import PROFILE_ENV_VARS
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-PROFILE = REPO / "config" / "fastdds_shm.xml"
+SHM_PROFILE = REPO / "config" / "fastdds_shm.xml"
+#: Profile settings: (name, node's profile label, publisher's profile label).
+PROFILES = (
+    ("defaults", "Fast DDS defaults", "Fast DDS defaults"),
+    ("node", "its own, config/fastdds_udp_inputs.xml (default)", "Fast DDS defaults"),
+    ("shm", "config/fastdds_shm.xml", "config/fastdds_shm.xml"),
+)
+#: The node's process: its console script's main(), after the call that loads the node's own
+#: profile when no profile is set (the same call once hand_mesh_node's main() makes it
+#: itself; a second call changes nothing).
+NODE_MAIN = (
+    "import sys\n"
+    "from stereo_hand_mesh.ros.fastdds_profile import use_node_profile\n"
+    "use_node_profile()\n"
+    "from stereo_hand_mesh.ros.hand_mesh_node import main\n"
+    "sys.exit(main())\n"
+)
+#: A profiles file that changes nothing (one participant profile, not the default one; an
+#: empty <profiles> makes Fast DDS log an error).
+NO_PROFILES = (
+    '<?xml version="1.0" encoding="UTF-8" ?>\n<dds xmlns="http://www.eprosima.com"><profiles>'
+    '<participant profile_name="fastdds_defaults"/></profiles></dds>\n'
+)
 INPUTS = ("left/image_rect", "left/camera_info", "right/image_rect", "right/camera_info")
 
 
@@ -100,25 +131,30 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_one(reliability: str, profile: bool, domain: int, args: argparse.Namespace) -> dict:
+def _run_one(reliability: str, profile: str, domain: int, args: argparse.Namespace) -> dict:
     env = dict(os.environ)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     env.pop("ROS_LOCALHOST_ONLY", None)
     env["ROS_DOMAIN_ID"] = str(domain)
-    if profile:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(PROFILE)
-    else:
-        env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
-    node_cmd = [str(REPO / ".venv" / "bin" / "hand_mesh_node"), "--ros-args"]
+    for name in PROFILE_ENV_VARS:
+        env.pop(name, None)
+    node_env = dict(env)
+    if profile == "shm":
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(SHM_PROFILE)
+        node_env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(SHM_PROFILE)
+    elif profile == "defaults":
+        unchanged = args.logs / "fastdds_defaults.xml"
+        unchanged.write_text(NO_PROFILES)
+        node_env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(unchanged)
+    if args.node_profile is not None:  # an experiment: a profile for the node's process only
+        node_env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(args.node_profile)
+    node_cmd = [sys.executable, "-c", NODE_MAIN, "--ros-args"]
     if reliability != "default":
         for topic in INPUTS:
             node_cmd += ["-p", f"qos_overrides./{topic}.subscription.reliability:={reliability}"]
     for extra in args.node_param:
         node_cmd += ["-p", extra]
     log = open(args.logs / f"node_{domain}.log", "w")  # noqa: SIM115 (closed below)
-    node_env = dict(env)
-    if args.node_profile is not None:  # an experiment: a profile for the node's process only
-        node_env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(args.node_profile)
     node = subprocess.Popen(node_cmd, env=node_env, stdout=log, stderr=subprocess.STDOUT)
     try:
         pub = subprocess.run(
@@ -143,6 +179,32 @@ def _run_one(reliability: str, profile: bool, domain: int, args: argparse.Namesp
     return out
 
 
+def _rmem_max() -> int | None:
+    """net.core.rmem_max, bytes: the cap on a UDP receive buffer (None off Linux)."""
+    try:
+        return int(Path("/proc/sys/net/core/rmem_max").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _middleware() -> str:
+    """The RMW implementation and, when they are found under this interpreter's prefix, its
+    version (package.xml) and Fast DDS's (the library's file name)."""
+    import re
+
+    prefix = Path(sys.prefix)
+    parts = [os.environ.get("RMW_IMPLEMENTATION") or "rmw_fastrtps_cpp (ROS default)"]
+    package = prefix / "share" / "rmw_fastrtps_cpp" / "package.xml"
+    if package.is_file():
+        found = re.search(r"<version>([^<]+)</version>", package.read_text())
+        if found:
+            parts.append(f"rmw_fastrtps_cpp {found.group(1)}")
+    libs = sorted(p.name for p in (prefix / "lib").glob("libfastdds.so.*.*.*"))
+    if libs:
+        parts.append("Fast DDS " + libs[-1].removeprefix("libfastdds.so."))
+    return "; ".join(parts)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--role", choices=("main", "publish"), default="main")
@@ -151,14 +213,22 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=3.0, help="seconds to wait after")
     parser.add_argument("--rounds", type=int, default=3, help="runs per combination")
     parser.add_argument("--domain", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", 77)))
+    parser.add_argument(
+        "--domain-span", type=int, default=1,
+        help="run k uses ROS_DOMAIN_ID domain + k %% span (a fresh domain for each run)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/input_qos.json")
     parser.add_argument(
         "--node-param", action="append", default=[], help="more node parameters (name:=value)"
     )
     parser.add_argument(
         "--node-profile", type=Path, default=None,
-        help="experiment: a Fast DDS profile for the node's process only (the profile column "
-        "then describes the publisher's)",
+        help="experiment: a Fast DDS profile for the node's process only, in every row (the "
+        "profile columns then describe the publisher's)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--profiles", nargs="+", choices=[p[0] for p in PROFILES],
+        default=[p[0] for p in PROFILES], help="profile settings to run (default: all)",
     )  # fmt: skip
     parser.add_argument("--samples", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--logs", type=Path, default=REPO / "runs" / "bench_input_qos")
@@ -177,16 +247,23 @@ def main() -> int:
     pairs = list(iter_synthetic_pairs(SynthSettings(domain="source"), 3, seed=5))
     args.samples = args.logs / "pairs.npz"
     np.savez(args.samples, left=[p.left for p in pairs], right=[p.right for p in pairs])
-    # "default" = the node's default input QoS (no override): the row the target is about.
-    combos = [(rel, prof) for prof in (False, True) for rel in ("best_effort", "default")]
+    # "default" = the node's default input QoS (no override): with profile "node", the row
+    # the target is about.
+    combos = [
+        (rel, prof[0])
+        for prof in PROFILES
+        if prof[0] in args.profiles
+        for rel in ("best_effort", "default")
+    ]
+    labels = {name: (node, publisher) for name, node, publisher in PROFILES}
     runs: dict[str, list[dict]] = {f"{r}|{p}": [] for r, p in combos}
-    domain = args.domain
+    k = 0
     for rnd in range(args.rounds):
         for rel, prof in combos:
-            out = _run_one(rel, prof, domain, args)
-            domain = domain + 1 if domain < 100 else 10
+            out = _run_one(rel, prof, args.domain + k % args.domain_span, args)
+            k += 1
             runs[f"{rel}|{prof}"].append(out)
-            print(f"round {rnd + 1}: reliability={rel} profile={'shm' if prof else 'default'}: "
+            print(f"round {rnd + 1}: reliability={rel} profile={prof}: "
                   f"{out['synchronized']}/{out['sent']} ({out['delivered_percent']:.1f}%), "
                   f"sent at {out['send_rate_hz']:.1f} Hz; unmatched {out['unmatched']}",
                   flush=True)  # fmt: skip
@@ -197,33 +274,48 @@ def main() -> int:
         rows.append(
             {
                 "subscription_reliability": "reliable (node default)" if rel == "default" else rel,
-                "fastdds_profile": "config/fastdds_shm.xml" if prof else "Fast DDS defaults",
+                "profiles": prof,
+                "node_fastdds_profile": labels[prof][0]
+                if args.node_profile is None
+                else str(args.node_profile),
+                "publisher_fastdds_profile": labels[prof][1],
                 "delivered_percent_median": statistics.median(pct),
                 "delivered_percent_min": min(pct),
                 "delivered_percent_runs": pct,
                 "send_rate_hz_median": statistics.median(r["send_rate_hz"] for r in rs),
             }
         )
+    command = (
+        ".venv/bin/python benchmarks/bench_input_qos.py --domain 60 --domain-span 10 "
+        f"--rounds {args.rounds} --pairs {args.pairs}"
+    )
+    if args.profiles != [p[0] for p in PROFILES]:
+        command += " --profiles " + " ".join(args.profiles)
+    if args.node_profile is not None:
+        command += f" --node-profile {args.node_profile}"
     payload = {
         "what": "stereo pairs (640x480 rgb8) synchronized by hand_mesh_node / pairs sent by a "
-        "separate reliable publisher process",
+        "separate reliable publisher process (keep last 10, 30 Hz)",
         "pairs_per_run": args.pairs,
         "rate_hz": args.rate,
         "rounds": args.rounds,
         "machine": machine_description(),
-        "command": "ROS_DOMAIN_ID=77 .venv/bin/python benchmarks/bench_input_qos.py "
-        f"--rounds {args.rounds} --pairs {args.pairs}",
+        "net_core_rmem_max": _rmem_max(),
+        "middleware": _middleware(),
+        "command": command,
         "rows": rows,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(payload, indent=2) + "\n")
     md = [
-        "| node input reliability | Fast DDS profile | delivered (median) | min | runs |",
-        "|---|---|---|---|---|",
+        "| node input reliability | node's Fast DDS profile | publisher's | delivered (median) "
+        "| min | runs |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         md.append(
-            f"| {r['subscription_reliability']} | {r['fastdds_profile']} | "
+            f"| {r['subscription_reliability']} | {r['node_fastdds_profile']} | "
+            f"{r['publisher_fastdds_profile']} | "
             f"{r['delivered_percent_median']:.1f}% | {r['delivered_percent_min']:.1f}% | "
             f"{', '.join(f'{p:.1f}' for p in r['delivered_percent_runs'])} |"
         )

@@ -262,13 +262,16 @@ def stereo_topics(
 def input_qos() -> Any:
     """The default QoS of the four stereo inputs: reliable, keep last 5, volatile.
 
-    Reliable because it is what delivers whole images with the middleware's default
-    configuration: with Fast DDS's default transports an image larger than its 0.5 MB
-    shared-memory segment travels as UDP fragments, and a best-effort reader loses every
-    image one fragment of which is lost (docs/benchmarks.md, "Input QoS", has the
-    measurements). A reliable subscription matches reliable publishers (image_transport's
-    and most drivers' default) but not best-effort ones: those need the override
-    ``qos_overrides.<topic>.subscription.reliability: best_effort``.
+    Reliable because it loses the fewest pairs whatever the transport: with Fast DDS's
+    defaults on both sides an image (0.9 MB at 640x480 rgb8) goes through the publisher's
+    0.5 MB shared-memory segment, which overwrites fragments the node has not read yet;
+    reliable repairs part of them, best effort none. hand_mesh_node's own Fast DDS profile
+    (:mod:`stereo_hand_mesh.ros.fastdds_profile`) has the images sent to it over UDP instead,
+    where both deliver every pair when the kernel allows its 4 MB receive buffer
+    (docs/benchmarks.md, "Input QoS", has the measurements). A reliable subscription matches
+    reliable publishers (image_transport's and most drivers' default) but not best-effort
+    ones: those need the override ``qos_overrides.<topic>.subscription.reliability:
+    best_effort``.
     """
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
