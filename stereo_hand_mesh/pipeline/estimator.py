@@ -105,6 +105,10 @@ class PipelineSettings:
         handedness_margin: a new hand's two views disagree on its side when one view's
             P(right) is above ``0.5 + margin`` and the other's below ``0.5 - margin``; it is
             then dropped. Otherwise the side is that of the summed log-odds of both views.
+        same_side_margin: under ``auto``, two hands of one side and none of the other stay so
+            only if both views of the less certain one say that side beyond ``0.5 +-
+            same_side_margin`` (two people); else it takes the other side (one person's two
+            hands, one misread: the network misreads a side on some views).
         duplicate_iou: two candidate hands whose keypoints' bounding boxes overlap by more
             than this (intersection over union) in both views are one hand: the older track
             (or the more present candidate) is kept. A new palm whose crop overlaps a tracked
@@ -145,6 +149,7 @@ class PipelineSettings:
     max_hands: int = 2
     new_hand_search_period: int = 5
     handedness_margin: float = 0.25
+    same_side_margin: float = 0.45
     duplicate_iou: float = 0.4
     min_confidence: float = 0.3
     min_presence: float = 0.5
@@ -184,6 +189,10 @@ class PipelineSettings:
         lo, hi = self.palm_box_m
         if not (0.0 < lo < hi and math.isfinite(hi)):
             raise ConfigError(f"palm_box_m expected 0 < smallest < largest; got {self.palm_box_m}")
+        if not (0.0 <= self.same_side_margin < 0.5):
+            raise ConfigError(
+                f"same_side_margin expected in [0, 0.5); got {self.same_side_margin}"
+            )
         if not (0.0 <= self.handedness_margin < 0.5):
             raise ConfigError(
                 f"handedness_margin expected in [0, 0.5); got {self.handedness_margin}"
@@ -749,6 +758,7 @@ class HandMeshPipeline:
         dropped: list[HandEstimate] = []
         # 1. The tracked hands, all in one batch; a hand either view lost is forgotten.
         candidates: list[_Candidate] = []
+        tracked_before = len(self._tracks)
         if self._tracks:
             kps = self._keypoints(left, right, [t.crops for t in self._tracks])
             times["keypoints"] = (time.perf_counter() - t0) * 1e3
@@ -756,11 +766,15 @@ class HandMeshPipeline:
                 if kp.presence.min() >= s.min_presence:
                     candidates.append(_Candidate(track.crops, kp, track))
         self._tracks = [c.track for c in candidates if c.track is not None]
-        # 2. A search for more hands: always with none tracked, else every
-        # ``new_hand_search_period`` pairs while there is room.
+        # 2. A search for more hands: with none tracked, or a tracked hand just lost, and
+        # else every ``new_hand_search_period`` pairs while there is room.
         self._pairs_since_search += 1
         search = not candidates or (
-            len(candidates) < s.max_hands and self._pairs_since_search >= s.new_hand_search_period
+            len(candidates) < s.max_hands
+            and (
+                len(candidates) < tracked_before
+                or self._pairs_since_search >= s.new_hand_search_period
+            )
         )
         none_reason = "no hand found"
         if search:
@@ -820,17 +834,23 @@ class HandMeshPipeline:
         # 4. Each hand's side, then its mesh.
         hands: list[HandEstimate] = []
         tracks: list[_Track] = []
-        for cand in kept:
-            track = self._side_of(cand)
+        sided: list[tuple[_Candidate, _Track]] = []
+        for cand in kept:  # tracked hands first: a new hand's side may depend on theirs
+            track = self._side_of(cand, {t.side for _, t in sided})
             if isinstance(track, str):
                 dropped.append(self._dropped(track, cand.crops, cand.kp))
-                continue
+            else:
+                sided.append((cand, track))
+        self._one_person([t for _, t in sided])
+        for cand, track in sided:
             est = self._estimate(cand.kp, cand.crops, track, rig, stamp_s, times)
             if est.found:
                 hands.append(est)
                 tracks.append(track)
             else:
                 dropped.append(est)
+        if dropped and len(tracks) < s.max_hands:  # a hand located, not meshed: look again
+            self._pairs_since_search = s.new_hand_search_period
         self._tracks = tracks
         hands = sorted((replace(h, timings_ms=times) for h in hands), key=lambda h: h.hand_id)
         if hands:
@@ -841,21 +861,33 @@ class HandMeshPipeline:
             reason = none_reason if search else "no hand found"
         return HandsEstimate(tuple(hands), tuple(dropped), reason, times)
 
-    def _side_of(self, cand: _Candidate) -> _Track | str:
+    def _side_of(self, cand: _Candidate, taken: set[str]) -> _Track | str:
         """The candidate's track (a new one for a new hand) with its side, or why the hand
-        is dropped (views that disagree on a new hand's side, or the side not asked for)."""
+        is dropped (views that disagree on a new hand's side, or the side not asked for).
+
+        Under ``auto``, a new hand whose side the network leaves open (views that disagree,
+        or a side not firmly said by both views) while the other hands of the pair hold one
+        side (``taken``) gets the other side: a person's two hands."""
         s = self.settings
         p = cand.kp.handedness_right
         logit = float(_logit(p).sum())
         track = cand.track
         if track is None:
             hi, lo = 0.5 + s.handedness_margin, 0.5 - s.handedness_margin
-            if (p.max() > hi and p.min() < lo) and s.handedness == "auto":
-                return (
-                    f"the views disagree on the hand's side (P(right) {p[0]:.2f} left view, "
-                    f"{p[1]:.2f} right view)"
-                )
             side = "right" if logit >= 0.0 else "left"
+            free = [x for x in SIDES if x not in taken]
+            if s.handedness == "auto":
+                firm = p.min() > hi or p.max() < lo
+                if p.max() > hi and p.min() < lo:  # the views disagree
+                    if len(free) != 1:
+                        return (
+                            f"the views disagree on the hand's side (P(right) {p[0]:.2f} left "
+                            f"view, {p[1]:.2f} right view)"
+                        )
+                    side, logit = free[0], 0.0
+                elif side in taken and not firm and len(free) == 1:
+                    side = free[0]
+                    logit = -logit
             if s.handedness != "auto":  # the asked side, unless both views say the other
                 other = p.max() < 0.5 if s.handedness == "right" else p.min() > 0.5
                 if other:
@@ -882,6 +914,27 @@ class HandMeshPipeline:
                 track.side, track.fit = "right", None
         track.crops = cand.crops
         return track
+
+    def _one_person(self, tracks: list[_Track]) -> None:
+        """Under ``auto``: two hands of one side and none of the other are most likely one
+        person's two hands with one side misread, so the hand whose evidence for that side is
+        the weaker (its summed, or running, log-odds) takes the other side, unless both its
+        views say the side beyond ``0.5 +- same_side_margin`` (two people's hands)."""
+        s = self.settings
+        if s.handedness != "auto":
+            return
+        firm = 2.0 * float(_logit(np.array([0.5 + s.same_side_margin]))[0])
+        for side, other in (("right", "left"), ("left", "right")):
+            same = [t for t in tracks if t.side == side]
+            if len(same) < 2 or any(t.side == other for t in tracks):
+                continue
+            sign = 1.0 if side == "right" else -1.0
+            weakest = min(same, key=lambda t: sign * t.side_logit)
+            if sign * weakest.side_logit < firm:
+                weakest.side, weakest.fit = other, None
+                weakest.side_logit = -weakest.side_logit
+                weakest.filter.reset()
+            return
 
     def _crops_from(self, uv: np.ndarray, crops: StereoCrops) -> StereoCrops:
         """The next crops from (2, 21, 2) keypoints; the given ones where keypoints are bad."""
