@@ -257,11 +257,16 @@ def _check(result, what: str):
     return values[0] if len(values) == 1 else (values or None)
 
 
+#: The largest batch a keypoint engine takes: both views of up to 4 hands (``max_hands``).
+KEYPOINT_MAX_BATCH = 8
+
+
 class TensorRTKeypointNet:
     """One imported hand network (palm detector or landmark network) as a TensorRT engine.
 
-    The engine takes batches of 1 or 2 (one stereo pair's views) through an optimization
-    profile on the ``image`` input; outputs keep the ONNX file's names. Written against the
+    The engine takes batches of 1 to :data:`KEYPOINT_MAX_BATCH` (both views of every hand of
+    a pair; optimized for 2, one hand) through an optimization profile on the ``image``
+    input; outputs keep the ONNX file's names. Written against the
     same TensorRT API as :class:`TensorRTBackend` and, like it, not run on the machines this
     project is tested on (no TensorRT there): the verification command is in the README.
 
@@ -296,6 +301,7 @@ class TensorRTKeypointNet:
             enable_fp16,
             force_engine_update,
             lambda: self._build(enable_fp16),
+            profile=f"batch1-{KEYPOINT_MAX_BATCH}",
         )
         self._engine = engine
         self._context = engine.create_execution_context()
@@ -303,9 +309,10 @@ class TensorRTKeypointNet:
         self.name = "tensorrt-fp16" if enable_fp16 else "tensorrt-fp32"
         self._stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
         self._names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        self._context.set_input_shape("image", (2, 3, self.input_size, self.input_size))
+        shape = (KEYPOINT_MAX_BATCH, 3, self.input_size, self.input_size)
+        self._context.set_input_shape("image", shape)
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
-        for name in self._names:  # sized for the largest batch (2)
+        for name in self._names:  # sized for the largest batch
             nbytes = 4 * int(np.prod(self._context.get_tensor_shape(name)))
             ptr = _check(cudart.cudaMalloc(nbytes), "cudaMalloc")
             self._context.set_tensor_address(name, ptr)
@@ -326,7 +333,9 @@ class TensorRTKeypointNet:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 1 << 30)
         side = int(network.get_input(0).shape[-1])
         profile = builder.create_optimization_profile()
-        profile.set_shape("image", (1, 3, side, side), (2, 3, side, side), (2, 3, side, side))
+        profile.set_shape(
+            "image", (1, 3, side, side), (2, 3, side, side), (KEYPOINT_MAX_BATCH, 3, side, side)
+        )
         config.add_optimization_profile(profile)
         if fp16:
             config.set_flag(trt.BuilderFlag.FP16)
@@ -336,13 +345,14 @@ class TensorRTKeypointNet:
         return bytes(blob)
 
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """(N, 3, S, S) float32 RGB in [0, 1], N <= 2 -> the named outputs."""
+        """(N, 3, S, S) float32 RGB in [0, 1], N <= KEYPOINT_MAX_BATCH -> the named outputs."""
         cudart = self._cudart
         s = self.input_size
-        if images.ndim != 4 or images.shape[1:] != (3, s, s) or not 1 <= images.shape[0] <= 2:
+        n = images.shape[0] if images.ndim == 4 else 0
+        if images.shape[1:] != (3, s, s) or not 1 <= n <= KEYPOINT_MAX_BATCH:
             raise ModelFileError(
-                f"{self.path.name} engine expected images (1 or 2, 3, {s}, {s}); got "
-                f"{images.shape}"
+                f"{self.path.name} engine expected images (1..{KEYPOINT_MAX_BATCH}, 3, {s}, "
+                f"{s}); got {images.shape}"
             )
         x = np.ascontiguousarray(images, dtype=np.float32)
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
@@ -397,16 +407,18 @@ def _cached_engine(
     fp16: bool,
     force: bool,
     build: Callable[[], bytes],
+    profile: str = "",
 ):
     """The engine cached at ``engine_path`` when its key (ONNX hash, TensorRT version, GPU,
-    precision) matches and it deserializes; else ``build()``, saved with its key.
+    precision, and the input ``profile`` it was built for) matches and it deserializes; else
+    ``build()``, saved with its key.
 
     Raises:
         ModelFileError: the build fails, or the engine cannot be written or loaded.
     """
     props = _check(cudart.cudaGetDeviceProperties(0), "cudaGetDeviceProperties")
     gpu = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-    key = engine_key(onnx_path, trt.__version__, gpu, fp16)
+    key = engine_key(onnx_path, trt.__version__ + (f"+{profile}" if profile else ""), gpu, fp16)
     reason = needs_rebuild(engine_path, key, force)
     engine = None if reason else _deserialize(trt, logger, engine_path.read_bytes())
     if reason is None and engine is None:
