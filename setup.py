@@ -16,7 +16,10 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/launch", glob("launch/*.launch.py")),
-        (f"share/{package_name}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        (
+            f"share/{package_name}/config",
+            glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml"),
+        ),
         (f"share/{package_name}/config/presets", glob("config/presets/*.yaml")),
         # Files only: a folder in data_files stops the install.
         (f"share/{package_name}/models", [p for p in glob("models/*") if os.path.isfile(p)]),

@@ -47,16 +47,6 @@ PROFILES = (
     ("node", "its own, config/fastdds_udp_inputs.xml (default)", "Fast DDS defaults"),
     ("shm", "config/fastdds_shm.xml", "config/fastdds_shm.xml"),
 )
-#: The node's process: its console script's main(), after the call that loads the node's own
-#: profile when no profile is set (the same call once hand_mesh_node's main() makes it
-#: itself; a second call changes nothing).
-NODE_MAIN = (
-    "import sys\n"
-    "from stereo_hand_mesh.ros.fastdds_profile import use_node_profile\n"
-    "use_node_profile()\n"
-    "from stereo_hand_mesh.ros.hand_mesh_node import main\n"
-    "sys.exit(main())\n"
-)
 #: A profiles file that changes nothing (one participant profile, not the default one; an
 #: empty <profiles> makes Fast DDS log an error).
 NO_PROFILES = (
@@ -148,7 +138,8 @@ def _run_one(reliability: str, profile: str, domain: int, args: argparse.Namespa
         node_env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(unchanged)
     if args.node_profile is not None:  # an experiment: a profile for the node's process only
         node_env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(args.node_profile)
-    node_cmd = [sys.executable, "-c", NODE_MAIN, "--ros-args"]
+    # The console script: its main() loads the node's own profile when none is set.
+    node_cmd = [str(REPO / ".venv" / "bin" / "hand_mesh_node"), "--ros-args"]
     if reliability != "default":
         for topic in INPUTS:
             node_cmd += ["-p", f"qos_overrides./{topic}.subscription.reliability:={reliability}"]

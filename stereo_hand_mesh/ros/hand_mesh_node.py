@@ -523,7 +523,16 @@ def _faces(pipeline: HandMeshPipeline | MeshUVPipeline, side: str) -> np.ndarray
 
 
 def main(args: Sequence[str] | None = None) -> int:
-    """Console script ``hand_mesh_node`` (``ros2 run stereo_hand_mesh hand_mesh_node``)."""
+    """Console script ``hand_mesh_node`` (``ros2 run stereo_hand_mesh hand_mesh_node``).
+
+    Unless the user chose a Fast DDS profile, the process loads the package's own
+    (:mod:`~stereo_hand_mesh.ros.fastdds_profile`: images received over UDP, not through a
+    camera driver's too small shared-memory segment), before ``rclpy.init``.
+    """
+    from stereo_hand_mesh.ros.fastdds_profile import receive_buffer_note, use_node_profile
+
+    if use_node_profile() is not None and (note := receive_buffer_note()):
+        print(f"[{NODE_NAME}] {note}", file=sys.stderr, flush=True)
     return run_node(HandMeshNode, NODE_NAME, args)
 
 
