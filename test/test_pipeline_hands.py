@@ -1,20 +1,17 @@
 """Several hands per pair (issue 18): HandMeshPipeline.process_hands on real renders.
 
-A pair with two hands is made from one rendered pair of a right hand and its mirror image:
-flipping a rectified pair left-right and swapping its views gives a valid rectified pair of
-the mirrored scene (a LEFT hand, at 3D ``x' = b - x + (W - 1 - 2 cx) z / fx``); its hand
-pixels are pasted over the original pair where the two hands do not overlap.
+A pair with two hands is one rendered pair of a right hand with its own mirror image (a LEFT
+hand) pasted in: ``two_hand_pairs``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
+from two_hand_pairs import TwoHands, two_hands
 
 from stereo_hand_mesh.data.camera_info_yaml import STB_BUMBLEBEE2
-from stereo_hand_mesh.data.synth import SynthSettings, iter_synthetic_pairs
+from stereo_hand_mesh.data.synth import SynthSettings, as_stereo_sample, iter_synthetic_pairs
 from stereo_hand_mesh.geometry import StereoRig
 from stereo_hand_mesh.pipeline.estimator import HandMeshPipeline, HandsEstimate, PipelineSettings
 
@@ -26,31 +23,11 @@ SEED = 11
 MEAN_JOINT_M, MAX_JOINT_M = 0.025, 0.07
 
 
-@dataclass(frozen=True)
-class TwoHandPair:
-    left: np.ndarray
-    right: np.ndarray
-    truth: dict[str, np.ndarray]  # side -> (21, 3) metres
-    one_view: tuple[np.ndarray, np.ndarray]  # the left hand pasted into the left view only
-
-
-def _two_hands(index: int, rig: StereoRig) -> TwoHandPair:
+def _two_hands(index: int) -> TwoHands:
+    li, ri = STB_BUMBLEBEE2.camera_infos()
     (p,) = iter_synthetic_pairs(SynthSettings(domain="source"), 1, seed=SEED, start=index)
-    mirror_l, mirror_r = p.right[:, ::-1], p.left[:, ::-1]
-    mask_l, mask_r = p.mask_right[:, ::-1], p.mask_left[:, ::-1]
-    assert not (mask_l & p.mask_left).any() and not (mask_r & p.mask_right).any()
-    left = np.where(mask_l[..., None], mirror_l, p.left)
-    right = np.where(mask_r[..., None], mirror_r, p.right)
-    joints = p.annotation["joints"]
-    width, cam = p.left.shape[1], rig.left
-    mirrored = joints.copy()
-    mirrored[:, 0] = rig.baseline - joints[:, 0] + (width - 1 - 2 * cam.cx) * joints[:, 2] / cam.fx
-    return TwoHandPair(
-        np.ascontiguousarray(left),
-        np.ascontiguousarray(right),
-        {"right": joints, "left": mirrored},
-        (np.ascontiguousarray(left), np.ascontiguousarray(p.right)),
-    )
+    render = as_stereo_sample(p, index, li, ri)
+    return two_hands(render, render)
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +36,8 @@ def rig() -> StereoRig:
 
 
 @pytest.fixture(scope="module")
-def scenes(rig: StereoRig) -> list[TwoHandPair]:
-    return [_two_hands(i, rig) for i in TWO_HANDS]
+def scenes() -> list[TwoHands]:
+    return [_two_hands(i) for i in TWO_HANDS]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +66,7 @@ def _assert_sides_near(result: HandsEstimate, truth: dict[str, np.ndarray], what
 def test_two_hands_meshed_each_with_its_side(nets, scenes, rig: StereoRig) -> None:
     pipeline = _pipeline(nets, tracking=False)
     for index, scene in zip(TWO_HANDS, scenes, strict=True):
-        result = pipeline.process_hands(scene.left, scene.right, rig)
+        result = pipeline.process_hands(scene.sample.left, scene.sample.right, rig)
         _assert_sides_near(result, scene.truth, f"render {index}")
         assert len({h.hand_id for h in result.hands}) == 2
         assert result.primary is max(result.hands, key=lambda h: h.confidence)
@@ -102,28 +79,30 @@ def test_two_hands_meshed_each_with_its_side(nets, scenes, rig: StereoRig) -> No
 def test_tracked_hands_keep_their_ids_and_sides(nets, scenes, rig: StereoRig) -> None:
     pipeline = _pipeline(nets)
     scene = scenes[0]
-    first = pipeline.process_hands(scene.left, scene.right, rig, 0.0)
+    first = pipeline.process_hands(scene.sample.left, scene.sample.right, rig, 0.0)
     ids = {h.handedness: h.hand_id for h in first.hands}
     assert set(ids) == {"left", "right"}, first.summary()
     for k in range(1, 8):
-        result = pipeline.process_hands(scene.left, scene.right, rig, k / 30)
+        result = pipeline.process_hands(scene.sample.left, scene.sample.right, rig, k / 30)
         assert {h.handedness: h.hand_id for h in result.hands} == ids, result.summary()
         assert "detect" not in result.timings_ms  # both tracked: no palm search
     # A pair without the hands forgets them; the next pair gives new identities.
-    blank = np.full_like(scene.left, 90)
+    blank = np.full_like(scene.sample.left, 90)
     assert not pipeline.process_hands(blank, blank, rig, 1.0).found
-    again = pipeline.process_hands(scene.left, scene.right, rig, 1.1)
+    again = pipeline.process_hands(scene.sample.left, scene.sample.right, rig, 1.1)
     assert min(h.hand_id for h in again.hands) > max(ids.values()), again.summary()
 
 
 def test_max_hands_and_handedness_restrict(nets, scenes, rig: StereoRig) -> None:
     scene = scenes[0]
-    one = _pipeline(nets, max_hands=1, tracking=False).process_hands(scene.left, scene.right, rig)
+    one = _pipeline(nets, max_hands=1, tracking=False).process_hands(
+        scene.sample.left, scene.sample.right, rig
+    )
     assert len(one.hands) == 1
     assert any("more than max_hands 1" in h.reason for h in one.dropped), one.summary()
     for side, other in (("right", "left"), ("left", "right")):
         result = _pipeline(nets, handedness=side, tracking=False).process_hands(
-            scene.left, scene.right, rig
+            scene.sample.left, scene.sample.right, rig
         )
         assert [h.handedness for h in result.hands] == [side], result.summary()
         assert any(f"a {other} hand in both views" in h.reason for h in result.dropped), (
@@ -154,7 +133,7 @@ class _FlippedHandedness:
 
 def test_views_that_disagree_on_the_side_drop_the_hand(nets, scenes, rig: StereoRig) -> None:
     pipeline = HandMeshPipeline(_DisagreeingNets(nets), PipelineSettings(tracking=False))
-    result = pipeline.process_hands(scenes[0].left, scenes[0].right, rig)
+    result = pipeline.process_hands(scenes[0].sample.left, scenes[0].sample.right, rig)
     assert not result.found
     assert len(result.dropped) == 2, result.summary()
     assert all("the views disagree on the hand's side" in h.reason for h in result.dropped)
@@ -162,7 +141,8 @@ def test_views_that_disagree_on_the_side_drop_the_hand(nets, scenes, rig: Stereo
 
 
 def test_hand_in_one_view_only(nets, scenes, rig: StereoRig) -> None:
-    left, right = scenes[0].one_view  # the left hand is missing from the right view
+    one = scenes[0].left_in_one_view  # the left hand is missing from the right view
+    left, right = one.left, one.right
     result = _pipeline(nets, tracking=False).process_hands(left, right, rig)
     assert [h.handedness for h in result.hands] == ["right"], result.summary()
     est = result.side("right")
@@ -191,7 +171,7 @@ def test_infer_writes_every_hand(scenes, rig: StereoRig, tmp_path) -> None:
     scene = scenes[0]
     left_info, right_info = STB_BUMBLEBEE2.camera_infos()
     files = {}
-    for name, image in (("left", scene.left), ("right", scene.right)):
+    for name, image in (("left", scene.sample.left), ("right", scene.sample.right)):
         files[name] = tmp_path / f"{name}.png"
         write_image_png(files[name], image)
     write_camera_info_yaml(tmp_path / "left.yaml", left_info)

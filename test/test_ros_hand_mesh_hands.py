@@ -2,17 +2,11 @@
 TFMessage, a side that disappears deletes its markers only, ``handedness`` restricts, the
 overlay draws both. hand_mesh_node runs as a real process over real DDS.
 
-Two-hand pairs are composed from the synthetic renders (right hands): a second render seen in
-a mirror is a left hand. Mirroring a rectified pair swaps its cameras: the flipped right view
-is the mirrored rig's left view and the flipped left view its right view (``cx -> W - 1 - cx``,
-same baseline ``B``), and a point ``(x, y, z)`` of the original left optical frame is at
-``(B - x, y, z)`` in the mirrored one. The STB rig's cx sits 1 px off the centre, so the
-pasted hand is 2 px (about 2 mm at 0.6 m) off its computed truth.
+Two-hand pairs are composed from the synthetic renders (right hands) by ``two_hand_pairs``: a
+second render seen in a mirror is a left hand.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -21,6 +15,7 @@ from geometry_msgs.msg import PoseArray
 from node_process import NodeProcess, Peer, joints_of, stamp_key
 from sensor_msgs.msg import Image, PointCloud2
 from tf2_msgs.msg import TFMessage
+from two_hand_pairs import TwoHands, two_hands
 from visualization_msgs.msg import Marker, MarkerArray
 
 from stereo_hand_mesh.data.camera_info_yaml import STB_BUMBLEBEE2
@@ -39,36 +34,6 @@ FAST = {"smoothing": False, "tracking": False, "diagnostics_period_s": 0.5}
 COMPOSITES = ((3, 4), (9, 3), (0, 3))
 #: The largest mean joint error of a published hand, metres (the renders give 6-15 mm).
 MAX_ERROR_M = 0.04
-
-
-@dataclass(frozen=True)
-class TwoHands:
-    """A composed pair: ``sample`` (images, camera_info) and each side's true joints."""
-
-    sample: StereoSample
-    truth: dict[str, np.ndarray]  # side -> (21, 3) metres, left optical frame
-    right_only: StereoSample  # the base render alone: its right hand only
-
-
-def two_hands(base: StereoSample, other: StereoSample) -> TwoHands:
-    """``base``'s right hand, plus ``other``'s hand seen in a mirror (a left hand) pasted by
-    its masks into both views (see the module docstring)."""
-    baseline = -base.right_info.P[0, 3] / base.right_info.P[0, 0]
-    mirrored_left, mirrored_right = other.right[:, ::-1], other.left[:, ::-1]
-    mask_left, mask_right = other.mask_right[:, ::-1], other.mask_left[:, ::-1]
-    if (mask_left & base.mask_left).any() or (mask_right & base.mask_right).any():
-        raise ValueError("the two hands overlap: pick another pair of renders")
-    left = np.where(mask_left[..., None], mirrored_left, base.left)
-    right = np.where(mask_right[..., None], mirrored_right, base.right)
-    left_truth = other.joints * np.array([-1.0, 1.0, 1.0]) + np.array([baseline, 0.0, 0.0])
-    sample = StereoSample(
-        np.ascontiguousarray(left),
-        np.ascontiguousarray(right),
-        base.left_info,
-        base.right_info,
-        index=base.index,
-    )
-    return TwoHands(sample, {"right": base.joints, "left": left_truth}, base)
 
 
 @pytest.fixture(scope="module")

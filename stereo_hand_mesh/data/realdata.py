@@ -429,6 +429,11 @@ class RealStereoFolder:
         """True when the folder has a ``gt.npz`` (and it was loaded)."""
         return self.labels is not None
 
+    def _labels_row(self, frame: int) -> tuple[RealStereoLabels | None, int | None]:
+        """(the labels, the frame's row in them or None); DataError for no such frame."""
+        self._check_frame(frame)
+        return self.labels, None if self.labels is None else self.labels.row(frame)
+
     def _check_frame(self, frame: int) -> None:
         if frame not in self._left_files:
             raise DataError(
@@ -473,9 +478,7 @@ class RealStereoFolder:
         Raises:
             DataError: the folder has no such frame.
         """
-        self._check_frame(frame)
-        labels = self.labels
-        row = None if labels is None else labels.row(frame)
+        labels, row = self._labels_row(frame)
         return None if labels is None or row is None else labels.joints_m[row].copy()
 
     @property
@@ -491,9 +494,7 @@ class RealStereoFolder:
         Raises:
             DataError: the folder has no such frame.
         """
-        self._check_frame(frame)
-        labels = self.labels
-        row = None if labels is None else labels.row(frame)
+        labels, row = self._labels_row(frame)
         return None if labels is None or row is None else labels.hands_m[row].copy()
 
     def hands_inside(self, frame: int) -> np.ndarray | None:
@@ -503,9 +504,7 @@ class RealStereoFolder:
         Raises:
             DataError: the folder has no such frame.
         """
-        self._check_frame(frame)
-        labels = self.labels
-        row = None if labels is None else labels.row(frame)
+        labels, row = self._labels_row(frame)
         return None if labels is None or row is None else labels.hands_inside[row].copy()
 
     def inside(self, frame: int) -> bool | None:
@@ -515,9 +514,7 @@ class RealStereoFolder:
         Raises:
             DataError: the folder has no such frame.
         """
-        self._check_frame(frame)
-        labels = self.labels
-        row = None if labels is None else labels.row(frame)
+        labels, row = self._labels_row(frame)
         return None if labels is None or row is None else bool(labels.inside[row])
 
     def read_sample(self, frame: int, *, load_ground_truth: bool = True) -> StereoSample:
