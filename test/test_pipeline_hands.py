@@ -197,3 +197,37 @@ def test_infer_writes_every_hand(scenes, rig: StereoRig, tmp_path) -> None:
     assert cli_main([*args, "--max-hands", "1"]) == 0
     result = json.loads(out.read_text())
     assert len(result["hands"]) == 1 and "more than max_hands 1" in result["dropped"][0]["reason"]
+
+
+def test_synth_two_hand_motion_folder_scored_by_eval(tmp_path, capsys) -> None:
+    """``synth --motion --hands 2 --real-folder`` writes the simulator's two hands in the real
+    stereo folder format; ``eval --data`` scores each hand against its side's label."""
+    import json
+
+    from stereo_hand_mesh.cli import main as cli_main
+    from stereo_hand_mesh.data import RealStereoFolder
+
+    out = tmp_path / "two"
+    synth = ["synth", "--domain", "source", "--motion", "--count", "3", "--rate", "15",
+             "--quiet", "--out"]  # fmt: skip
+    assert cli_main([*synth, str(out), "--hands", "2", "--real-folder"]) == 0
+    folder = RealStereoFolder.open(out)
+    assert folder.hand_sides == ("right", "left") and folder.frames == (0, 1, 2)
+    assert np.isfinite(folder.hands_m(2)).all()
+    report = tmp_path / "eval.json"
+    args = ["eval", "--data", str(out), "--json", str(report), "--backend", "onnxruntime",
+            "--fps", "15", "--quiet"]  # fmt: skip
+    assert cli_main(args) == 0
+    result = json.loads(report.read_text())
+    assert result["hands_scored"] == 6
+    for side in ("right", "left"):
+        figures = result["per_side"][side]
+        assert figures["found"] == 3, (side, result["not_found_reasons"])
+        assert figures["mean_joint_error_mm"] < 1e3 * MEAN_JOINT_M
+    for bad, message in (
+        (["--hands", "2"], "expected --motion"),
+        (["--motion", "--real-folder", "--bag"], "expected one of --bag and --real-folder"),
+    ):
+        assert cli_main([*synth[:3], *synth[4:], str(tmp_path / "x"), *bad]) == 1
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "x").exists()

@@ -1,4 +1,6 @@
-"""``stereo-hand-mesh synth``: write a synthetic split (PNG + annotations) or a rosbag2 bag."""
+"""``stereo-hand-mesh synth``: write a synthetic split (PNG + annotations), a rosbag2 bag, or
+(``--motion --real-folder``) a real stereo folder of the simulator's motion with one or two
+hands' labels."""
 
 from __future__ import annotations
 
@@ -42,6 +44,15 @@ def add_synth_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
         help="(bag) consecutive frames of the simulator's smooth hand motion at --rate, "
         "as a camera sees them, instead of unrelated scenes",
     )  # fmt: skip
+    p.add_argument(
+        "--hands", type=int, choices=(1, 2), default=1,
+        help="(--motion) one hand, or a person's right and left hand each with its own motion",
+    )  # fmt: skip
+    p.add_argument(
+        "--real-folder", action="store_true",
+        help="(--motion) write a real stereo folder (left/, right/, left.yaml, right.yaml, "
+        "gt.npz with every hand's joints and side), the format eval --data scores",
+    )  # fmt: skip
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     p.add_argument("--no-masks", action="store_true", help="do not store hand masks")
     p.add_argument("--overwrite", action="store_true")
@@ -49,24 +60,60 @@ def add_synth_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     return p
 
 
-def _motion_samples(settings, count: int, seed: int, rate_hz: float, quiet: bool):
-    """``count`` consecutive frames of the simulator's motion (seed ``seed``) at ``rate_hz``,
-    as StereoSamples with their true joints."""
+def _motion_frames(settings, count: int, seed: int, rate_hz: float, quiet: bool, hands: int = 1):
+    """``count`` consecutive frames of the simulator's motion (seed ``seed``, ``hands`` hands)
+    at ``rate_hz``: ``(sides, iterator of MotionFrame)``."""
     import numpy as np
     import torch
     from tqdm import tqdm
 
     from stereo_hand_mesh.data.motion import HandMotion, HandMotionSettings, render_motion_frame
-    from stereo_hand_mesh.data.sample import StereoSample
     from stereo_hand_mesh.hand.model import template_hand
 
     hand = template_hand()
-    motion = HandMotion(hand, settings, HandMotionSettings(), seed)
+    motion = HandMotion(hand, settings, HandMotionSettings(hands=hands), seed)
     faces_t = torch.from_numpy(hand.faces.astype(np.int64))
+
+    def frames():
+        for i in tqdm(range(count), desc="synth motion", disable=quiet, file=sys.stderr):
+            yield render_motion_frame(motion, i, i / rate_hz, faces_t)
+
+    return motion.sides, frames()
+
+
+def _motion_samples(settings, count: int, seed: int, rate_hz: float, quiet: bool, hands: int = 1):
+    """``count`` consecutive frames of the simulator's motion (seed ``seed``) at ``rate_hz``,
+    as StereoSamples with the right hand's true joints."""
+    from stereo_hand_mesh.data.sample import StereoSample
+
     left_info, right_info = settings.rig.camera_infos()
-    for i in tqdm(range(count), desc="synth motion", disable=quiet, file=sys.stderr):
-        f = render_motion_frame(motion, i, i / rate_hz, faces_t)
+    _, frames = _motion_frames(settings, count, seed, rate_hz, quiet, hands)
+    for i, f in enumerate(frames):
         yield StereoSample(f.left, f.right, left_info, right_info, index=i, joints=f.joints)
+
+
+def _write_motion_folder(args: argparse.Namespace, settings) -> None:
+    """``--motion --real-folder``: the frames and every hand's labels as a real stereo
+    folder."""
+    import numpy as np
+
+    from stereo_hand_mesh.data.realdata import write_real_stereo_folder
+
+    sides, frames = _motion_frames(
+        settings, args.count, args.seed, args.rate, args.quiet, args.hands
+    )
+    labels = np.full((args.count, len(sides), 21, 3), np.nan)
+    pairs = []
+    for i, f in enumerate(frames):
+        for k, side in enumerate(sides):
+            if side in f.joints_by_side:
+                labels[i, k] = f.joints_by_side[side]
+        pairs.append((f.left, f.right))
+    left_info, right_info = settings.rig.camera_infos()
+    write_real_stereo_folder(
+        args.out, left_info, right_info, pairs, labels, sides,
+        doc=f"stereo-hand-mesh {shlex.join(sys.argv[1:])}",
+    )  # fmt: skip
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -92,13 +139,28 @@ def run_synth(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     start = time.perf_counter()
-    if args.motion and not args.bag:
-        raise ConfigError("--motion expected --bag (a split's pairs are unrelated scenes)")
-    if args.bag:
+    if args.motion and not (args.bag or args.real_folder):
+        raise ConfigError(
+            "--motion expected --bag or --real-folder (a split's pairs are unrelated scenes)"
+        )
+    if (args.hands != 1 or args.real_folder) and not args.motion:
+        raise ConfigError("--hands and --real-folder expected --motion (the simulator's motion)")
+    if args.bag and args.real_folder:
+        raise ConfigError("synth expected one of --bag and --real-folder; got both")
+    if args.real_folder:
+        _write_motion_folder(args, settings)
+    elif args.bag:
         if args.out.exists():
             raise ConfigError(f"--out {args.out} expected not to exist for a bag; it does")
         if args.motion:
-            samples = _motion_samples(settings, args.count, args.seed, args.rate, args.quiet)
+            if args.hands == 2:
+                print(
+                    "synth: note: a bag carries one hand's ground truth (sim/gt_joints: the "
+                    "right hand's); --real-folder keeps both hands' labels"
+                )
+            samples = _motion_samples(
+                settings, args.count, args.seed, args.rate, args.quiet, args.hands
+            )
         else:
             samples = (as_stereo_sample(p, i, left_info, right_info) for i, p in enumerate(pairs))
         write_stereo_bag(args.out, samples, args.rate, storage=args.storage)
@@ -118,7 +180,7 @@ def run_synth(args: argparse.Namespace) -> int:
                 masks = None if args.no_masks else (pair.mask_left, pair.mask_right)
                 writer.add(pair.left, pair.right, masks, pair.annotation)
     elapsed = time.perf_counter() - start
-    kind = "bag" if args.bag else "split"
+    kind = "real stereo folder" if args.real_folder else "bag" if args.bag else "split"
     print(
         f"wrote {args.count} {args.domain} pairs ({rig.width}x{rig.height}) as a {kind} to "
         f"{args.out} in {elapsed:.1f} s ({args.count / elapsed:.2f} pairs/s)"
