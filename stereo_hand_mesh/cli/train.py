@@ -109,7 +109,10 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> dict:
         "--no-calibrate", action="store_true", help="no per-user hand shape calibration"
     )
     k.add_argument("--keypoint-variant", choices=("lite", "full"), default="lite")
-    k.add_argument("--handedness", choices=("right", "left"), default="right")
+    k.add_argument(
+        "--handedness", choices=("right", "left", "auto"), default="right",
+        help="the user's hand (auto: the side most recorded pairs show)",
+    )  # fmt: skip
     _common(a)
 
     e = sub.add_parser(

@@ -245,7 +245,10 @@ def prepare_adapt_pairs(
     """Run the frozen product pipeline on unlabelled pairs and keep what adaptation needs.
 
     Each pair is processed on its own (``pipeline.reset()`` first; the pipeline should have
-    ``smoothing=False``). Ground truth, if the samples carry any, is never read.
+    ``smoothing=False``); its most confident hand is kept. Ground truth, if the samples carry
+    any, is never read. Adaptation is for one hand (the user's): with the pipeline's
+    ``handedness`` ``"auto"``, the side most pairs show is that hand, and pairs whose hand is
+    of the other side are left out (counted in ``skipped``).
 
     Args:
         samples: stereo pairs (any reader; open it with ``load_ground_truth=False``).
@@ -288,8 +291,8 @@ def prepare_adapt_pairs(
     fits: list[HandFit] = []
     rig0: tuple[np.ndarray, tuple[int, int]] | None = None
     skipped: Counter[str] = Counter()
-    handedness = pipeline.settings.handedness
     sigma_crop = pipeline.settings.confidence_sigma_crop
+    sides: list[str] = []
     for n, sample in enumerate(samples):
         if limit is not None and n >= limit:
             break
@@ -363,6 +366,19 @@ def prepare_adapt_pairs(
         cols["f"].append(np.array(sample.index))
         fits.append(fit)
         cols["c"].append(np.array(est.confidence))
+        sides.append(est.handedness)
+    handedness = pipeline.settings.handedness
+    if handedness == "auto" and sides:
+        counts = Counter(sides)
+        handedness = max(("right", "left"), key=lambda side: counts[side])
+        keep = [k for k, side in enumerate(sides) if side == handedness]
+        if len(keep) < len(sides):
+            other = "left" if handedness == "right" else "right"
+            skipped[f"a {other} hand (the recording's hand is the {handedness} one)"] += len(
+                sides
+            ) - len(keep)
+            cols = {key: [values[k] for k in keep] for key, values in cols.items()}
+            fits = [fits[k] for k in keep]
     if not cols["in"]:
         raise DataError(
             "adapt expected stereo pairs in which the product pipeline finds a hand; got none "
@@ -940,7 +956,8 @@ def adapt_keypoints(
     """Adapt the landmark network to unlabelled recordings and validate it without labels.
 
     1. The frozen product pipeline (the initial network) reads every pair of ``data``
-       (:func:`prepare_adapt_pairs`); pairs where it publishes no mesh are skipped.
+       (:func:`prepare_adapt_pairs`); pairs where it publishes no mesh are skipped
+       (``handedness`` ``"auto"``: the hand is the side most pairs show).
     2. Held-out pairs: ``validation_data`` if given, else the last ``validation_fraction``
        of the pairs in time order.
     3. Per-user calibration (``calibrate``): the hand's 9 shape factors from the training
