@@ -198,6 +198,35 @@ def _listed(value: Any) -> Any:
     return out.tolist()
 
 
+def create_infer_pipeline(args: argparse.Namespace, smoothing: bool) -> Any:
+    """The pipeline ``infer`` runs (one pair or a bag) from its options, as
+    :func:`~stereo_hand_mesh.pipeline.factory.create_pipeline` gives it.
+
+    Raises:
+        ConfigError: a bad option (``--max-hands``, ``--min-confidence``, backend...).
+        ModelFileError: missing or corrupt model files.
+    """
+    from stereo_hand_mesh.pipeline import PipelineSettings
+    from stereo_hand_mesh.pipeline.factory import create_pipeline
+
+    settings = PipelineSettings(
+        handedness=args.handedness,
+        max_hands=args.max_hands,
+        min_confidence=args.min_confidence,
+        smoothing=smoothing,
+        published_joints=args.joints,
+    )
+    return create_pipeline(
+        settings,
+        args.backend,
+        args.model,
+        args.palm_model,
+        args.keypoint_variant,
+        engine_file_path=args.engine,
+        engine_dir=args.engine.parent if args.engine else None,
+    )
+
+
 def hand_records(result: Any, with_vertices: bool) -> dict[str, list[dict[str, Any]]]:
     """Every hand of a pair as JSON: ``hands`` (each meshed hand: ``hand_id``,
     ``handedness``, ``confidence``, ``joints`` (21, 3) m, ``joint_confidence``,
@@ -336,27 +365,10 @@ def _run(
     from tqdm import tqdm
 
     from stereo_hand_mesh.hand.joints import JOINT_NAMES
-    from stereo_hand_mesh.pipeline import PipelineSettings
-    from stereo_hand_mesh.pipeline.factory import create_pipeline
     from stereo_hand_mesh.pipeline.overlay import draw_overlay
     from stereo_hand_mesh.pipeline.stereo_input import StereoInput
 
-    settings = PipelineSettings(
-        handedness=args.handedness,
-        max_hands=args.max_hands,
-        min_confidence=args.min_confidence,
-        smoothing=not args.no_smoothing,
-        published_joints=args.joints,
-    )
-    choice = create_pipeline(
-        settings,
-        args.backend,
-        args.model,
-        args.palm_model,
-        args.keypoint_variant,
-        engine_file_path=args.engine,
-        engine_dir=args.engine.parent if args.engine else None,
-    )
+    choice = create_infer_pipeline(args, smoothing=not args.no_smoothing)
     pipeline = choice.pipeline
     stage = StereoInput(rectify=opts.rectify)  # the node's input stage
     out: TextIO | None = None

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from stereo_hand_mesh.cli.bag_infer import add_bag_arguments, hand_records
+from stereo_hand_mesh.cli.bag_infer import add_bag_arguments, create_infer_pipeline, hand_records
 
 __all__ = ["add_runtime_parsers"]
 
@@ -179,11 +179,10 @@ def run_infer(args: argparse.Namespace) -> int:
     from stereo_hand_mesh.errors import CameraInfoError, ShapeError
     from stereo_hand_mesh.geometry.camera import StereoRig
     from stereo_hand_mesh.hand.joints import JOINT_NAMES
-    from stereo_hand_mesh.pipeline import PipelineSettings
-    from stereo_hand_mesh.pipeline.factory import create_pipeline
     from stereo_hand_mesh.pipeline.overlay import draw_overlay
 
     _check_single_pair_args(args)
+    choice = create_infer_pipeline(args, smoothing=False)  # bad options fail before any file
     left, right = read_image_rgb(args.left), read_image_rgb(args.right)
     if left.shape != right.shape:
         raise ShapeError(
@@ -202,22 +201,6 @@ def run_infer(args: argparse.Namespace) -> int:
         rig = StereoRig.from_camera_info(*infos)
     except CameraInfoError as err:
         raise CameraInfoError(f"{args.left_info} and {args.right_info}: {err}") from None
-    settings = PipelineSettings(
-        handedness=args.handedness,
-        max_hands=args.max_hands,
-        min_confidence=args.min_confidence,
-        smoothing=False,
-        published_joints=args.joints,
-    )
-    choice = create_pipeline(
-        settings,
-        args.backend,
-        args.model,
-        args.palm_model,
-        args.keypoint_variant,
-        engine_file_path=args.engine,
-        engine_dir=args.engine.parent if args.engine else None,
-    )
     hands = choice.pipeline.process_hands(
         left, right, rig, roi=tuple(args.roi) if args.roi else None
     )

@@ -631,6 +631,6 @@ def write_real_stereo_folder(
         if hand_sides is not None:
             arrays["hand_sides"] = np.asarray(list(hand_sides))
         np.savez(tmp / REAL_LABELS_FILE, **arrays)
+    RealStereoFolder.open(tmp)  # what was written reads back (else no folder appears)
     os.replace(tmp, folder)
-    RealStereoFolder.open(folder)  # what was written reads back
     return folder

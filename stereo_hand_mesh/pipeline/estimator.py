@@ -353,6 +353,17 @@ def implausible_extent(vertices: np.ndarray, settings: PipelineSettings) -> str 
     return None
 
 
+def _twin_disparity(
+    pl: PalmDetection, pr: PalmDetection, rig: StereoRig, row_tolerance: float
+) -> float | None:
+    """The disparity ``(u_l - cx_l) - (u_r - cx_r)`` of a left palm and a right palm that can
+    be its twin (centres' rows within ``row_tolerance`` left-palm heights, disparity
+    positive), else None."""
+    disparity = (pl.box[0] - rig.left.cx) - (pr.box[0] - rig.right.cx)
+    same_rows = abs(pl.box[1] - pr.box[1]) <= row_tolerance * pl.box[3]
+    return float(disparity) if same_rows and disparity > 0.0 else None
+
+
 #: Palms per view that the stereo pairing considers (the detector's best ones).
 _MAX_PALMS = 6
 
@@ -388,9 +399,8 @@ def pair_all_palms(
     score = np.full((len(left), len(right)), -np.inf)
     for i, pl in enumerate(left):
         for j, pr in enumerate(right):
-            disparity = (pl.box[0] - rig.left.cx) - (pr.box[0] - rig.right.cx)
-            same_rows = abs(pl.box[1] - pr.box[1]) <= row_tolerance * pl.box[3]
-            if not (same_rows and disparity > 0.0):
+            disparity = _twin_disparity(pl, pr, rig, row_tolerance)
+            if disparity is None:
                 continue
             size_m = rig.baseline * float(max(pl.box[2], pl.box[3])) / disparity
             if palm_box_m[0] <= size_m <= palm_box_m[1]:
@@ -433,9 +443,8 @@ def pair_palms(
     best, best_score = None, 0.0
     for pl in left:
         for pr in right:
-            disparity = (pl.box[0] - rig.left.cx) - (pr.box[0] - rig.right.cx)
-            same_rows = abs(pl.box[1] - pr.box[1]) <= row_tolerance * pl.box[3]
-            if same_rows and disparity > 0.0 and pl.score * pr.score > best_score:
+            twin = _twin_disparity(pl, pr, rig, row_tolerance) is not None
+            if twin and pl.score * pr.score > best_score:
                 best, best_score = (pl, pr), pl.score * pr.score
     return best
 
@@ -765,7 +774,6 @@ class HandMeshPipeline:
             for track, kp in zip(self._tracks, kps, strict=True):
                 if kp.presence.min() >= s.min_presence:
                     candidates.append(_Candidate(track.crops, kp, track))
-        self._tracks = [c.track for c in candidates if c.track is not None]
         # 2. A search for more hands: with none tracked, or a tracked hand just lost, and
         # else every ``new_hand_search_period`` pairs while there is room.
         self._pairs_since_search += 1

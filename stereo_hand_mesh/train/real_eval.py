@@ -40,6 +40,7 @@ from stereo_hand_mesh.data.sources import check_frame_slice, frame_slice_text, s
 from stereo_hand_mesh.errors import ConfigError, ShapeError
 from stereo_hand_mesh.geometry.camera import StereoRig
 from stereo_hand_mesh.hand.joints import JOINT_NAMES, NUM_JOINTS, WRIST
+from stereo_hand_mesh.pipeline.estimator import HandEstimate
 from stereo_hand_mesh.train.metrics import (
     PCK_THRESHOLDS_MM,
     auc_from_pck,
@@ -137,19 +138,8 @@ def _estimate_for(result: Any, side: str) -> Any:
         reason = own[0].reason if own else (
             f"no {side} hand meshed ({result.summary()})" if result.found else result.reason
         )  # fmt: skip
-        return _NotFound(reason, result.timings_ms)
+        return HandEstimate(False, reason, 0.0, timings_ms=result.timings_ms)
     return result.primary
-
-
-class _NotFound:
-    """A not-found estimate for a side the pipeline gave no mesh."""
-
-    found = False
-    joints = None
-
-    def __init__(self, reason: str, timings_ms: dict[str, float]) -> None:
-        self.reason = reason
-        self.timings_ms = timings_ms
 
 
 #: Further joint sets an estimate may carry, scored beside the published joints on the same
