@@ -32,6 +32,8 @@ JOINT_TOPICS = {"right": "hand/right/joints", "left": "hand/left/joints"}
 TRUTH_TOPICS = {"right": "sim/gt_joints", "left": "sim/gt_joints_left"}
 #: Stamps of ground truth kept for matching, per side.
 _KEEP_TRUTHS = 600
+#: Camera pairs whose publication time is kept for counting (an hour at 30 Hz).
+_KEEP_TRUTH_TIMES = 108_000
 
 
 def _stamp_ns(header: Any) -> int:
@@ -111,8 +113,8 @@ class _SideMatcher:
         self.truth: dict[int, np.ndarray] = {}
         self.truth_order: deque[int] = deque()
         self.pending: dict[int, tuple[np.ndarray, float]] = {}
-        #: (arrival monotonic s, error mm or nan) per hand of this side
-        self.meshes: list[tuple[float, float]] = []
+        #: (arrival monotonic s, error mm or nan, stamp) per hand of this side
+        self.meshes: list[tuple[float, float, int]] = []
         #: arrival monotonic s of each ground truth with a hand in it
         self.truth_arrivals: list[float] = []
 
@@ -133,7 +135,7 @@ class _SideMatcher:
             self._match(key, joints, arrival)
         else:  # the ground truth may arrive after the mesh
             self.pending[key] = (joints, arrival)
-            self.meshes.append((arrival, float("nan")))
+            self.meshes.append((arrival, float("nan"), key))
             while len(self.pending) > _KEEP_TRUTHS:
                 self.pending.pop(next(iter(self.pending)))
 
@@ -141,9 +143,9 @@ class _SideMatcher:
         error = float(np.linalg.norm(joints - self.truth[key], axis=1).mean() * 1e3)
         for i in range(len(self.meshes) - 1, -1, -1):
             if self.meshes[i][0] == arrival:
-                self.meshes[i] = (arrival, error)
+                self.meshes[i] = (arrival, error, key)
                 return
-        self.meshes.append((arrival, error))
+        self.meshes.append((arrival, error, key))
 
 
 class MonitorNode(Node):
@@ -158,8 +160,11 @@ class MonitorNode(Node):
         super().__init__(name, **kwargs)
         self._lock = threading.Lock()
         self._sides = {side: _SideMatcher() for side in SIDES}
-        #: (arrival monotonic s, latency ms) per meshed pair (its first joints message)
-        self.pairs: list[tuple[float, float]] = []
+        #: (arrival monotonic s, latency ms, stamp) per meshed pair (its first joints message)
+        self.pairs: list[tuple[float, float, int]] = []
+        #: stamp -> arrival monotonic s of the pair's first ground truth: a mesh counts in the
+        #: window its camera pair was published in (not one later, at a window's edge)
+        self._truth_at: dict[int, float] = {}
         self._seen_stamps: dict[int, None] = {}
         #: arrival monotonic s per camera pair (``sim/gt_joints`` message)
         self.truth_arrivals: list[float] = []
@@ -180,14 +185,18 @@ class MonitorNode(Node):
     def meshes(self) -> list[tuple[float, float]]:
         """(arrival monotonic s, latency ms) of every meshed pair so far."""
         with self._lock:
-            return list(self.pairs)
+            return [p[:2] for p in self.pairs]
 
     def _on_truth(self, side: str, msg: Any) -> None:
         arrival = time.monotonic()
+        key = _stamp_ns(msg.header)
         with self._lock:
             if side == SIDES[0]:
                 self.truth_arrivals.append(arrival)
-            self._sides[side].on_truth(_stamp_ns(msg.header), _positions(msg), arrival)
+            self._truth_at.setdefault(key, arrival)
+            while len(self._truth_at) > _KEEP_TRUTH_TIMES:
+                self._truth_at.pop(next(iter(self._truth_at)))
+            self._sides[side].on_truth(key, _positions(msg), arrival)
 
     def _on_joints(self, side: str, msg: Any) -> None:
         arrival = time.monotonic()
@@ -196,7 +205,7 @@ class MonitorNode(Node):
         with self._lock:
             if key not in self._seen_stamps:
                 self._seen_stamps[key] = None
-                self.pairs.append((arrival, latency_ms))
+                self.pairs.append((arrival, latency_ms, key))
                 while len(self._seen_stamps) > _KEEP_TRUTHS:
                     self._seen_stamps.pop(next(iter(self._seen_stamps)))
             self._sides[side].on_joints(key, _positions(msg), arrival)
@@ -217,12 +226,15 @@ class MonitorNode(Node):
         def inside(t: float) -> bool:
             return since <= t < until
 
+        def counted(arrival: float, key: int) -> bool:  # by its camera pair's time
+            return inside(self._truth_at.get(key, arrival))
+
         with self._lock:
-            pairs = [p for p in self.pairs if inside(p[0])]
+            pairs = [p for p in self.pairs if counted(p[0], p[2])]
             truths = sum(1 for t in self.truth_arrivals if inside(t))
             side_meshes, side_truths, side_errors = {}, {}, {}
             for side, m in self._sides.items():
-                hands = [h for h in m.meshes if inside(h[0])]
+                hands = [h for h in m.meshes if counted(h[0], h[2])]
                 side_meshes[side] = len(hands)
                 side_truths[side] = sum(1 for t in m.truth_arrivals if inside(t))
                 side_errors[side] = [h[1] for h in hands if np.isfinite(h[1])]
